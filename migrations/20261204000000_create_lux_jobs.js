@@ -1,0 +1,56 @@
+// @ts-check
+// Plain CommonJS on purpose: `npx knex migrate:latest` and `luxjob migrate`
+// (compiled code, no TypeScript loader) must load the very same file under the
+// same name, or knex would think the migration directory changed.
+
+/** @param {import('knex').Knex} knex */
+exports.up = async function up(knex) {
+  await knex.schema.createTable('lux_jobs', (t) => {
+    t.bigIncrements('id');
+    t.string('name', 191).notNullable();
+    t.text('opts', 'mediumtext').notNullable();
+    // Lower runs first (as in graphile-worker, Solid Queue, BullMQ).
+    t.integer('priority').notNullable().defaultTo(0);
+    // Next time the row should run; NULL once it must never run again by itself.
+    t.datetime('run_at', { precision: 3 }).nullable();
+    t.string('status_sid', 1).notNullable().defaultTo('s');
+    // 1 while the row waits for a run (s, f, or a recurring d/x), 0 while running or finished.
+    // It leads the claim index so finished rows never sit in the claim's path.
+    t.integer('queued').notNullable().defaultTo(1);
+    t.integer('retry_count').notNullable().defaultTo(0);
+    t.text('response', 'mediumtext').nullable();
+    // 'recurring:<name>' for a recurring row; a dedup key while a one-off job is pending.
+    t.string('unique_key', 191).nullable().unique('lux_jobs_unique_key');
+    // Recurring rows: 'every <seconds>' or 'cron <expr>' (plus ' tz <zone>').
+    t.string('schedule', 255).nullable();
+    t.string('locked_by', 64).nullable();
+    t.datetime('lease_until', { precision: 3 }).nullable();
+    t.datetime('created_at', { precision: 3 }).notNullable();
+    t.datetime('updated_at', { precision: 3 }).notNullable();
+    t.datetime('started_at', { precision: 3 }).nullable();
+    t.datetime('finished_at', { precision: 3 }).nullable();
+    // Serves the claim: equality on queued, then the ORDER BY, so it stops at LIMIT.
+    t.index(['queued', 'priority', 'run_at'], 'lux_jobs_claim');
+    // Serves lease renewal and recovery.
+    t.index(['locked_by'], 'lux_jobs_locked_by');
+    t.index(['status_sid', 'finished_at'], 'lux_jobs_status_finished');
+    t.index(['name', 'id'], 'lux_jobs_name');
+  });
+
+  await knex.schema.createTable('lux_supervisors', (t) => {
+    t.string('id', 64).primary();
+    t.string('host', 255).notNullable();
+    t.integer('pid').notNullable();
+    t.integer('workers').notNullable();
+    t.string('version', 32).notNullable();
+    t.datetime('started_at', { precision: 3 }).notNullable();
+    t.datetime('heartbeat_at', { precision: 3 }).notNullable();
+    t.index(['heartbeat_at'], 'lux_supervisors_heartbeat');
+  });
+};
+
+/** @param {import('knex').Knex} knex */
+exports.down = async function down(knex) {
+  await knex.schema.dropTableIfExists('lux_supervisors');
+  await knex.schema.dropTableIfExists('lux_jobs');
+};

@@ -1,0 +1,75 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import winston from 'winston';
+import type { LogFormat } from './config';
+
+export type Logger = winston.Logger;
+
+export interface LoggerOptions {
+  dir: string;
+  format: LogFormat;
+  level: string;
+  /** Also print to the console (stdout); on by default. */
+  console?: boolean;
+}
+
+export const LOG_FILE_NAME = 'lux_job.log';
+
+/** "[send_email #12] " when the entry names a job. */
+function jobTag(info: winston.Logform.TransformableInfo): string {
+  const job = info.job as string | undefined;
+  const id = info.jobId as number | undefined;
+  if (job && id !== undefined) return `[${job} #${id}] `;
+  if (id !== undefined) return `[#${id}] `;
+  return '';
+}
+
+const textLine = winston.format.printf((info) => {
+  const { timestamp, level, message, job: _job, jobId: _id, ...rest } = info;
+  const extra = Object.keys(rest).filter((k) => typeof k === 'string' && !k.startsWith('Symbol('));
+  const meta =
+    extra.length > 0 ? ` ${JSON.stringify(Object.fromEntries(extra.map((k) => [k, rest[k]])))}` : '';
+  return `${timestamp} ${level.padEnd(5)} ${jobTag(info)}${message}${meta}`;
+});
+
+/**
+ * The supervisor's log: `<dir>/lux_job.log`, rotated at 10 MiB keeping 5 files,
+ * and the console. `json` writes one JSON object per line for log shippers.
+ */
+export function createLogger(options: LoggerOptions): Logger {
+  fs.mkdirSync(options.dir, { recursive: true });
+  const format =
+    options.format === 'json'
+      ? winston.format.combine(winston.format.timestamp(), winston.format.json())
+      : winston.format.combine(winston.format.timestamp(), textLine);
+  const transports: winston.transport[] = [
+    new winston.transports.File({
+      filename: path.join(options.dir, LOG_FILE_NAME),
+      maxsize: 10 * 1024 * 1024,
+      maxFiles: 5,
+      tailable: true,
+    }),
+  ];
+  if (options.console !== false) transports.push(new winston.transports.Console());
+  return winston.createLogger({ level: options.level, format, transports });
+}
+
+/** A logger that drops everything (the API's default when none is given). */
+export function silentLogger(): Logger {
+  return winston.createLogger({
+    silent: true,
+    transports: [new winston.transports.Console({ silent: true })],
+  });
+}
+
+/** Waits for the file transport to write what it holds; call before process.exit. */
+export function flushLogger(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 2000);
+    logger.on('finish', () => {
+      clearTimeout(timer);
+      setTimeout(resolve, 50);
+    });
+    logger.end();
+  });
+}

@@ -1,0 +1,48 @@
+import { JOBS_TABLE } from '../constants';
+import type { Database } from '../db';
+import { toDate } from '../db';
+import { type ClaimedJob, toClaimedJob } from './row';
+
+export interface ExpiredJob extends ClaimedJob {
+  lockedBy: string;
+  startedAt: Date | null;
+}
+
+/**
+ * Running rows whose lease ran out: their supervisor stopped heartbeating
+ * (killed, frozen, cut off). Leases are short and renewed by the heartbeat, so
+ * a live supervisor's long job never shows up here.
+ */
+export async function findExpiredJobs(db: Database, now: Date, limit = 100): Promise<ExpiredJob[]> {
+  const rows = await db
+    .knex(JOBS_TABLE)
+    .select('id', 'name', 'opts', 'retry_count', 'run_at', 'schedule', 'locked_by', 'started_at')
+    .where('status_sid', 'r')
+    .where('lease_until', '<', now)
+    .orderBy('id')
+    .limit(limit);
+  return rows.map((r: Record<string, unknown>) => ({
+    ...toClaimedJob(r),
+    lockedBy: String(r.locked_by),
+    startedAt: toDate(r.started_at),
+  }));
+}
+
+/**
+ * Takes over one expired row so that exactly one recoverer writes its failure:
+ * the update only matches while the row is still running under the old
+ * holder with an expired lease.
+ */
+export async function takeOverExpired(
+  db: Database,
+  job: ExpiredJob,
+  recovererId: string,
+  now: Date,
+): Promise<boolean> {
+  const changed = await db
+    .knex(JOBS_TABLE)
+    .where({ id: job.id, status_sid: 'r', locked_by: job.lockedBy })
+    .where('lease_until', '<', now)
+    .update({ locked_by: recovererId, updated_at: now });
+  return Number(changed) === 1;
+}

@@ -1,0 +1,378 @@
+import crypto from 'node:crypto';
+import os from 'node:os';
+import type { ResolvedJob } from '../catalogue';
+import type { LuxJobConfig } from '../config';
+import { JOBS_TABLE } from '../constants';
+import { type Database, explainDatabaseError } from '../db';
+import { ConfigError } from '../errors';
+import type { Logger } from '../logger';
+import { errorToData } from '../payload';
+import { WorkerPool } from '../pool';
+import { prepareJob } from '../prepare';
+import { claimJobs } from '../queries/claim';
+import { insertJob } from '../queries/enqueue';
+import { pruneFinished } from '../queries/prune';
+import { findExpiredJobs, takeOverExpired } from '../queries/recover';
+import { initRecurring } from '../queries/recurring';
+import type { ClaimedJob } from '../queries/row';
+import {
+  deregisterSupervisor,
+  heartbeat,
+  pruneSupervisors,
+  registerSupervisor,
+} from '../queries/supervisors';
+import { describeSchedule, formatSchedule } from '../schedule';
+import { type Outcome, type RowUpdate, transition } from '../transitions';
+import { VERSION } from '../version';
+import { Completions } from './completions';
+import { DatabaseHealth } from './health';
+import { Waker } from './waker';
+
+export interface SupervisorOptions {
+  config: LuxJobConfig;
+  db: Database;
+  catalogue: Map<string, ResolvedJob>;
+  logger?: Logger;
+}
+
+/**
+ * One supervisor process: claims due rows, runs each on a forked worker,
+ * records the outcome; heartbeats, recovers what dead supervisors left, and
+ * shuts down without losing a job.
+ */
+export class Supervisor {
+  readonly id: string;
+  readonly stopped: Promise<void>;
+  private readonly config: LuxJobConfig;
+  private readonly db: Database;
+  private readonly catalogue: Map<string, ResolvedJob>;
+  private readonly logger: Logger;
+  private readonly pool: WorkerPool;
+  private readonly waker = new Waker();
+  private readonly health: DatabaseHealth;
+  private readonly completions: Completions;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private stopping = false;
+  private hurry: () => void = () => undefined;
+  private readonly hurried: Promise<void>;
+  private backlog = false;
+  private markStopped: () => void = () => undefined;
+  private lastPrune = 0;
+
+  constructor(options: SupervisorOptions) {
+    this.config = options.config;
+    this.db = options.db;
+    this.catalogue = options.catalogue;
+    this.logger = options.logger ?? (require('../logger') as typeof import('../logger')).silentLogger();
+    this.id = `${os.hostname()}:${process.pid}:${crypto.randomBytes(4).toString('hex')}`;
+    if (!this.config.jobsFile) {
+      throw new ConfigError(
+        'a supervisor needs the job catalogue module: set LUXJOB_JOBS or pass --jobs FILE',
+      );
+    }
+    this.health = new DatabaseHealth((up, detail) =>
+      up
+        ? this.logger.info(`database is back (${detail}); resuming`)
+        : this.logger.error(
+            `database unavailable: ${detail}; workers keep running, results are kept until it is back`,
+          ),
+    );
+    this.completions = new Completions(this.db, this.id, this.health, (ids) =>
+      this.logger.warn(
+        `results for jobs ${ids.join(', ')} were not recorded: another supervisor recovered them after this one's lease expired`,
+      ),
+    );
+    this.pool = new WorkerPool(
+      {
+        size: this.config.workers,
+        catalogueFile: this.config.jobsFile,
+        recycleAfterJobs: this.config.recycleAfterJobs,
+        recycleRssMb: this.config.recycleRssMb,
+      },
+      {
+        log: (level, message, meta) => this.logger.log(level, message, meta),
+        enqueue: async (name, opts, addOptions) => {
+          const result = await insertJob(this.db, prepareJob(this.catalogue, name, opts, addOptions));
+          this.waker.wake();
+          return result;
+        },
+        idle: () => {
+          if (this.backlog) this.waker.wake();
+        },
+      },
+    );
+    this.hurried = new Promise((resolve) => {
+      this.hurry = resolve;
+    });
+    this.stopped = new Promise((resolve) => {
+      this.markStopped = resolve;
+    });
+  }
+
+  /** Checks the schema, forks the workers, registers, creates recurring rows, then starts the loop. */
+  async start(): Promise<void> {
+    const now = new Date();
+    try {
+      await this.db.knex(JOBS_TABLE).select('id').limit(1);
+    } catch (err) {
+      throw explainDatabaseError(err, this.db);
+    }
+    this.logger.info(
+      `supervisor ${this.id} starting: ${this.config.workers} workers, poll ${this.config.pollInterval}s, database ${this.db.safeUrl}`,
+    );
+    for (const job of this.catalogue.values()) {
+      const timeout = job.timeoutSeconds ?? this.config.defaultTimeout;
+      this.logger.info(`  job ${job.name}: ${describeSchedule(job.schedule)}, timeout ${timeout}s`);
+    }
+    await this.pool.start();
+    await registerSupervisor(this.db, {
+      id: this.id,
+      host: os.hostname(),
+      pid: process.pid,
+      workers: this.config.workers,
+      version: VERSION,
+      startedAt: now,
+      heartbeatAt: now,
+    });
+    const report = await initRecurring(this.db, this.catalogue.values());
+    if (report.created.length) this.logger.info(`recurring rows created: ${report.created.join(', ')}`);
+    if (report.rescheduled.length)
+      this.logger.info(`recurring rows rescheduled: ${report.rescheduled.join(', ')}`);
+    await this.recoverExpired();
+    this.every(this.config.heartbeatInterval, () => this.beat());
+    void this.loop();
+  }
+
+  /** First call: graceful (finish running jobs within the shutdown timeout). Second: stop waiting. */
+  requestStop(reason: string): void {
+    if (this.stopping) {
+      this.logger.warn(`${reason} again: killing running jobs now and putting them back`);
+      this.hurry();
+      return;
+    }
+    this.stopping = true;
+    this.logger.info(
+      `${reason}: no new jobs; waiting up to ${this.config.shutdownTimeout}s for ${this.pool.busyCount()} running`,
+    );
+    this.waker.wake();
+  }
+
+  private every(seconds: number, fn: () => Promise<void>): void {
+    let running = false;
+    const timer = setInterval(async () => {
+      if (running) return;
+      running = true;
+      try {
+        await fn();
+      } finally {
+        running = false;
+      }
+    }, seconds * 1000);
+    this.timers.push(timer);
+  }
+
+  private async loop(): Promise<void> {
+    const pollMs = this.config.pollInterval * 1000;
+    while (!this.stopping) {
+      const idle = this.pool.idleCount();
+      let claimed = 0;
+      if (idle > 0 && this.health.canTry()) {
+        const jobs = await this.claim(idle);
+        for (const job of jobs) this.dispatch(job);
+        claimed = jobs.length;
+      }
+      if (this.stopping) break;
+      // A full claim means more may be waiting: claim again as soon as a worker frees up.
+      this.backlog = idle > 0 && claimed === idle;
+      if (this.backlog && this.pool.idleCount() > 0) continue;
+      await this.waker.sleep(this.health.isDown ? Math.min(pollMs, 500) : pollMs);
+    }
+    await this.shutdown();
+  }
+
+  private async claim(limit: number): Promise<ClaimedJob[]> {
+    const now = new Date();
+    try {
+      const jobs = await claimJobs(this.db, {
+        supervisorId: this.id,
+        limit,
+        now,
+        leaseUntil: new Date(now.getTime() + this.config.leaseDuration * 1000),
+      });
+      this.health.succeeded();
+      return jobs;
+    } catch (err) {
+      this.health.failed(explainDatabaseError(err, this.db));
+      return [];
+    }
+  }
+
+  private dispatch(job: ClaimedJob): void {
+    const def = this.catalogue.get(job.name);
+    // The catalogue's schedule wins over the row's, so a changed definition takes effect at once.
+    if (def?.schedule) job.schedule = formatSchedule(def.schedule);
+    const timeoutSeconds = def?.timeoutSeconds ?? this.config.defaultTimeout;
+    const attempt = job.retryCount + 1;
+    const startedAt = new Date();
+    const meta = { job: job.name, jobId: job.id };
+    this.logger.info(`started (attempt ${attempt})`, meta);
+    this.pool
+      .run({ jobId: job.id, name: job.name, opts: job.opts, attempt, timeoutMs: timeoutSeconds * 1000 })
+      .then((outcome) => this.finish(job, def, startedAt, outcome));
+  }
+
+  private finish(job: ClaimedJob, def: ResolvedJob | undefined, startedAt: Date, outcome: Outcome): void {
+    const now = new Date();
+    const policy = {
+      maxRetries: def?.retries ?? this.config.maxRetries,
+      retryBaseWait: this.config.retryBaseWait,
+    };
+    let update: RowUpdate;
+    try {
+      update = transition(job, outcome, { startedAt, now, policy });
+    } catch (err) {
+      // Only a corrupt schedule column gets here; fail the row rather than leave it running.
+      const error = errorToData(err);
+      update = transition(
+        { ...job, schedule: null },
+        { type: 'failure', kind: 'error', error },
+        { startedAt, now, policy },
+      );
+    }
+    this.logOutcome(job, outcome, update, now.getTime() - startedAt.getTime(), policy.maxRetries);
+    this.completions.record({ id: job.id, update });
+  }
+
+  private logOutcome(
+    job: ClaimedJob,
+    outcome: Outcome,
+    update: RowUpdate,
+    ms: number,
+    maxRetries: number,
+  ): void {
+    const meta = { job: job.name, jobId: job.id };
+    if (outcome.type === 'success') {
+      const next = update.run_at ? `; next run ${update.run_at.toISOString()}` : '';
+      this.logger.info(`finished in ${ms} ms${next}`, meta);
+      return;
+    }
+    if (outcome.type === 'put-back') {
+      this.logger.warn(`interrupted by shutdown after ${ms} ms; put back to run again`, meta);
+      return;
+    }
+    const what = outcome.kind === 'timeout' ? 'killed' : `failed (${outcome.kind})`;
+    const why = `${outcome.error.name}: ${outcome.error.message}`;
+    if (update.status_sid === 'f') {
+      this.logger.warn(
+        `${what} after ${ms} ms: ${why}; retry ${update.retry_count}/${maxRetries} at ${update.run_at?.toISOString()}`,
+        meta,
+      );
+    } else {
+      const resume = update.run_at ? `; the schedule resumes at ${update.run_at.toISOString()}` : '';
+      this.logger.error(
+        `${what} after ${ms} ms: ${why}; failed permanently after ${job.retryCount} retries${resume}`,
+        meta,
+      );
+    }
+    if (outcome.error.stack && outcome.kind === 'error') this.logger.debug(outcome.error.stack, meta);
+  }
+
+  /** Heartbeat, lease renewal, recovery of dead supervisors' rows, pruning. */
+  private async beat(): Promise<void> {
+    if (!this.health.canTry()) return;
+    const now = new Date();
+    try {
+      const known = await heartbeat(
+        this.db,
+        this.id,
+        now,
+        new Date(now.getTime() + this.config.leaseDuration * 1000),
+      );
+      if (!known) {
+        this.logger.warn('this supervisor had been presumed dead and pruned; registering again');
+        await registerSupervisor(this.db, {
+          id: this.id,
+          host: os.hostname(),
+          pid: process.pid,
+          workers: this.config.workers,
+          version: VERSION,
+          startedAt: now,
+          heartbeatAt: now,
+        });
+      }
+      this.health.succeeded();
+      // After an outage every lease looks expired; give the others one lease to heartbeat before judging them dead.
+      if (Date.now() - this.health.healthySince >= this.config.leaseDuration * 1000) {
+        await this.recoverExpired();
+      }
+      await pruneSupervisors(this.db, new Date(now.getTime() - 3 * this.config.leaseDuration * 1000));
+      await this.pruneHistory(now);
+    } catch (err) {
+      this.health.failed(explainDatabaseError(err, this.db));
+    }
+    this.completions.kick();
+  }
+
+  private async recoverExpired(): Promise<void> {
+    const now = new Date();
+    const expired = await findExpiredJobs(this.db, now);
+    for (const job of expired) {
+      if (!(await takeOverExpired(this.db, job, this.id, now))) continue;
+      const def = this.catalogue.get(job.name);
+      if (def?.schedule) job.schedule = formatSchedule(def.schedule);
+      const [host, pid] = job.lockedBy.split(':');
+      const outcome: Outcome = {
+        type: 'failure',
+        kind: 'lost',
+        error: {
+          name: 'SupervisorLostError',
+          message: `supervisor lost: ${host}/${pid} stopped heartbeating while running this job`,
+        },
+      };
+      this.logger.warn(`recovering from lost supervisor ${job.lockedBy}`, { job: job.name, jobId: job.id });
+      this.finish(job, def, job.startedAt ?? now, outcome);
+    }
+    if (expired.length > 0) this.waker.wake();
+  }
+
+  private async pruneHistory(now: Date): Promise<void> {
+    if (this.config.retentionDays <= 0 || now.getTime() - this.lastPrune < 3600_000) return;
+    this.lastPrune = now.getTime();
+    const removed = await pruneFinished(
+      this.db,
+      new Date(now.getTime() - this.config.retentionDays * 86400_000),
+    );
+    if (removed > 0)
+      this.logger.info(`pruned ${removed} finished jobs older than ${this.config.retentionDays} days`);
+  }
+
+  private async shutdown(): Promise<void> {
+    const shutdownMs = this.config.shutdownTimeout * 1000;
+    this.pool.abortAll();
+    const finished = await Promise.race([this.pool.waitIdle(shutdownMs), this.hurried.then(() => false)]);
+    if (!finished)
+      this.logger.warn(`killing ${this.pool.busyCount()} jobs still running; they will run again`);
+    await this.pool.killAll();
+    const left = await this.completions.drain(Math.max(10_000, shutdownMs));
+    if (left > 0) {
+      this.logger.error(
+        `${left} results could not be written (database unavailable); those jobs will be recovered and run again`,
+      );
+    }
+    for (const timer of this.timers) clearInterval(timer);
+    try {
+      await deregisterSupervisor(this.db, this.id);
+    } catch (err) {
+      this.logger.warn(`could not deregister: ${(err as Error).message}`);
+    }
+    this.logger.info(`supervisor ${this.id} stopped`);
+    this.markStopped();
+  }
+}
+
+/** Starts a supervisor (the caller owns the database handle and its closing). */
+export async function startSupervisor(options: SupervisorOptions): Promise<Supervisor> {
+  const supervisor = new Supervisor(options);
+  await supervisor.start();
+  return supervisor;
+}
