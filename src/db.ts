@@ -121,8 +121,12 @@ function pgDefaultParser(oid: number, format?: string): (v: string) => unknown {
   return pg.types.getTypeParser(oid, (format ?? 'text') as 'text');
 }
 
+/** knex prints pool errors itself; LuxJob reports them once, explained (explainDatabaseError). */
+const QUIET_KNEX_LOG = { warn() {}, error() {}, deprecate() {}, debug() {} };
+
 export function openDatabase(url: string): Database {
-  const { config, dialect, schema } = knexConfigFromUrl(url);
+  const { config: base, dialect, schema } = knexConfigFromUrl(url);
+  const config = { ...base, log: QUIET_KNEX_LOG };
   if (dialect === 'sqlite') {
     const file = (config.connection as { filename: string }).filename;
     if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
@@ -180,6 +184,11 @@ export function isConnectionError(err: unknown): boolean {
 /** Deadlocks, lock waits, SQLITE_BUSY: the statement can simply run again. */
 export function isConflictError(err: unknown): boolean {
   return CONFLICT_CODES.has(errorCode(err));
+}
+
+/** A unique index refused the row (used by MySQL inserts that may duplicate a key). */
+export function isDuplicateKey(err: unknown): boolean {
+  return errorCode(err) === 'ER_DUP_ENTRY';
 }
 
 export function isTransientError(err: unknown): boolean {

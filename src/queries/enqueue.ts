@@ -1,6 +1,6 @@
 import { JOBS_TABLE } from '../constants';
 import type { Database } from '../db';
-import { retryConflicts } from '../db';
+import { isDuplicateKey, retryConflicts } from '../db';
 import type { AddResult } from '../payload';
 
 export interface NewJob {
@@ -59,13 +59,15 @@ async function insertUnlessKeyed(
   row: ReturnType<typeof rowFor>,
 ): Promise<AddResult | undefined> {
   if (db.dialect === 'mysql') {
-    // LAST_INSERT_ID(id) makes insertId the existing row's id on a duplicate; affectedRows tells which happened.
-    const sql = db.knex(JOBS_TABLE).insert(row).toSQL().toNative();
-    const [info] = (await db.knex.raw(
-      `${sql.sql} ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)`,
-      sql.bindings,
-    )) as [{ insertId: number; affectedRows: number }];
-    return { id: Number(info.insertId), created: info.affectedRows === 1 };
+    // No ON CONFLICT DO NOTHING here; INSERT IGNORE would hide other errors and, with
+    // mysql2's FOUND_ROWS flag, affectedRows cannot tell an insert from a duplicate.
+    try {
+      const [id] = await db.knex(JOBS_TABLE).insert(row);
+      return { id: Number(id), created: true };
+    } catch (err) {
+      if (isDuplicateKey(err)) return undefined;
+      throw err;
+    }
   }
   const inserted = await db.knex(JOBS_TABLE).insert(row).onConflict('unique_key').ignore().returning('id');
   const first = inserted[0] as { id: number } | undefined;

@@ -1,7 +1,7 @@
 import type { ResolvedJob } from '../catalogue';
 import { JOBS_TABLE } from '../constants';
 import type { Database } from '../db';
-import { retryConflicts } from '../db';
+import { isDuplicateKey, retryConflicts } from '../db';
 import { firstOccurrence, formatSchedule } from '../schedule';
 
 export const recurringKey = (name: string) => `recurring:${name}`;
@@ -80,11 +80,13 @@ export async function initRecurring(
   return report;
 }
 
-/** MySQL's form of ON CONFLICT DO NOTHING that, unlike INSERT IGNORE, hides no other error. */
+/** MySQL has no ON CONFLICT DO NOTHING; a duplicate-key error is the honest signal. */
 async function insertIgnoreMysql(db: Database, row: Record<string, unknown>): Promise<number> {
-  const sql = db.knex(JOBS_TABLE).insert(row).toSQL().toNative();
-  const [info] = (await db.knex.raw(`${sql.sql} ON DUPLICATE KEY UPDATE id = id`, sql.bindings)) as [
-    { affectedRows: number },
-  ];
-  return Number(info.affectedRows);
+  try {
+    await db.knex(JOBS_TABLE).insert(row);
+    return 1;
+  } catch (err) {
+    if (isDuplicateKey(err)) return 0;
+    throw err;
+  }
 }
