@@ -12,7 +12,8 @@ const oneOff = (retryCount: number) => ({
   opts: '{}',
   retryCount,
   runAt: new Date(0),
-  schedule: null,
+  schedule: null as string | null,
+  startedAt: new Date(0),
 });
 
 t.test('retry delays follow 60 × 1.6^(n−1) and total about 43 minutes', async (t) => {

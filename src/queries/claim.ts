@@ -33,7 +33,9 @@ export async function claimJobs(db: Database, req: ClaimRequest): Promise<Claime
       `UPDATE lux_jobs SET ${MARK_RUNNING} WHERE id IN (SELECT id ${DUE} FOR UPDATE SKIP LOCKED) RETURNING ${COLUMNS}`,
       [...mark, req.now, req.limit],
     );
-    return rowsOf('pg', result).sort(byRunOrder).map(toClaimedJob);
+    return rowsOf('pg', result)
+      .sort(byRunOrder)
+      .map((row) => toClaimedJob(row, req.now));
   }
   if (db.dialect === 'sqlite') {
     // One statement is one write transaction in SQLite: the file lock serialises claimers, so no SKIP LOCKED is needed.
@@ -44,7 +46,9 @@ export async function claimJobs(db: Database, req: ClaimRequest): Promise<Claime
         req.limit,
       ]),
     );
-    return rowsOf('sqlite', result).sort(byRunOrder).map(toClaimedJob);
+    return rowsOf('sqlite', result)
+      .sort(byRunOrder)
+      .map((row) => toClaimedJob(row, req.now));
   }
   // MySQL/MariaDB have no UPDATE … RETURNING: lock with SKIP LOCKED, then update by primary key,
   // in a transaction kept tiny because long ones on this index deadlock with inserts.
@@ -60,7 +64,7 @@ export async function claimJobs(db: Database, req: ClaimRequest): Promise<Claime
         ...mark,
         ...ids,
       ]);
-      return rows.sort(byRunOrder).map(toClaimedJob);
+      return rows.sort(byRunOrder).map((row) => toClaimedJob(row, req.now));
     }),
   );
 }

@@ -5,7 +5,6 @@ import { type ClaimedJob, toClaimedJob } from './row';
 
 export interface ExpiredJob extends ClaimedJob {
   lockedBy: string;
-  startedAt: Date | null;
 }
 
 /**
@@ -22,9 +21,8 @@ export async function findExpiredJobs(db: Database, now: Date, limit = 100): Pro
     .orderBy('id')
     .limit(limit);
   return rows.map((r: Record<string, unknown>) => ({
-    ...toClaimedJob(r),
+    ...toClaimedJob(r, toDate(r.started_at) ?? now),
     lockedBy: String(r.locked_by),
-    startedAt: toDate(r.started_at),
   }));
 }
 

@@ -29,6 +29,8 @@ export interface ClaimedJob {
   retryCount: number;
   runAt: Date | null;
   schedule: string | null;
+  /** When this run was claimed: the row's started_at. */
+  startedAt: Date;
 }
 
 type RawRow = Record<string, unknown>;
@@ -54,7 +56,7 @@ export function toJobRecord(row: RawRow): JobRecord {
   };
 }
 
-export function toClaimedJob(row: RawRow): ClaimedJob {
+export function toClaimedJob(row: RawRow, startedAt: Date): ClaimedJob {
   return {
     id: Number(row.id),
     name: String(row.name),
@@ -62,5 +64,6 @@ export function toClaimedJob(row: RawRow): ClaimedJob {
     retryCount: Number(row.retry_count),
     runAt: toDate(row.run_at),
     schedule: (row.schedule as string | null) ?? null,
+    startedAt,
   };
 }

@@ -140,6 +140,7 @@ export class Supervisor {
       this.logger.info(`recurring rows rescheduled: ${report.rescheduled.join(', ')}`);
     await this.recoverExpired();
     this.every(this.config.heartbeatInterval, () => this.beat());
+    this.logger.info(`supervisor ${this.id} running`);
     void this.loop();
   }
 
@@ -213,16 +214,16 @@ export class Supervisor {
     if (def?.schedule) job.schedule = formatSchedule(def.schedule);
     const timeoutSeconds = def?.timeoutSeconds ?? this.config.defaultTimeout;
     const attempt = job.retryCount + 1;
-    const startedAt = new Date();
     const meta = { job: job.name, jobId: job.id };
     this.logger.info(`started (attempt ${attempt})`, meta);
     this.pool
       .run({ jobId: job.id, name: job.name, opts: job.opts, attempt, timeoutMs: timeoutSeconds * 1000 })
-      .then((outcome) => this.finish(job, def, startedAt, outcome));
+      .then((outcome) => this.finish(job, def, outcome));
   }
 
-  private finish(job: ClaimedJob, def: ResolvedJob | undefined, startedAt: Date, outcome: Outcome): void {
+  private finish(job: ClaimedJob, def: ResolvedJob | undefined, outcome: Outcome): void {
     const now = new Date();
+    const { startedAt } = job;
     const policy = {
       maxRetries: def?.retries ?? this.config.maxRetries,
       retryBaseWait: this.config.retryBaseWait,
@@ -330,7 +331,7 @@ export class Supervisor {
         },
       };
       this.logger.warn(`recovering from lost supervisor ${job.lockedBy}`, { job: job.name, jobId: job.id });
-      this.finish(job, def, job.startedAt ?? now, outcome);
+      this.finish(job, def, outcome);
     }
     if (expired.length > 0) this.waker.wake();
   }

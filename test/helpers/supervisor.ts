@@ -128,7 +128,5 @@ export function isAlive(pid: number): boolean {
 
 /** Waits for the supervisor to be ready to run jobs. */
 export async function ready(sup: SupervisorProcess): Promise<void> {
-  await sup.waitForLine(/supervisor .* starting/);
-  // The loop starts after recurring rows are created and recovery ran; "recurring" or the first claim follow quickly.
-  await new Promise((r) => setTimeout(r, 100));
+  await sup.waitForLine(/supervisor \S+ running/);
 }
