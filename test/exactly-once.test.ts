@@ -1,0 +1,29 @@
+// Three supervisors on one database run 1,000 one-off jobs, each exactly once.
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { client, eachDatabase, waitFor } from './helpers/databases';
+import { ready, startSupervisor } from './helpers/supervisor';
+
+eachDatabase(t, 'exactly once', async (t, db) => {
+  const lux = client(t, db);
+  const count = 1000;
+  await lux.addMany(Array.from({ length: count }, () => ({ name: 'record' as const, opts: {} })));
+  const sups = [1, 2, 3].map(() => startSupervisor(t, db, { LUXJOB_WORKERS: '2' }));
+  await Promise.all(sups.map(ready));
+  const started = Date.now();
+  await waitFor(async () => (await lux.counts()).d === count || undefined, 120_000, 'all jobs done');
+  const seconds = (Date.now() - started) / 1000;
+
+  const lines = fs.readFileSync(path.join(db.dir, 'runs.log'), 'utf8').trim().split('\n');
+  const ids = lines.map((line) => Number(line.split(' ')[0]));
+  t.equal(ids.length, count, `${count} runs recorded (${(count / seconds).toFixed(0)} jobs/s with 3 × 2 workers)`);
+  t.equal(new Set(ids).size, count, 'no job ran twice');
+  t.same(await lux.counts(), { s: 0, r: 0, f: 0, d: count, x: 0 });
+
+  // Every supervisor took part.
+  const byLog = sups.map((s) => s.output.filter((line) => /finished in/.test(line)).length);
+  t.ok(byLog.every((n) => n > 0), `each supervisor ran jobs: ${byLog.join(', ')}`);
+  for (const sup of sups) sup.child.kill('SIGTERM');
+  t.same(await Promise.all(sups.map((s) => s.exited)), [0, 0, 0]);
+});
