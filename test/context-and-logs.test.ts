@@ -11,24 +11,40 @@ eachDatabase(t, 'ctx and logs', async (t, db) => {
   await ready(sup);
 
   const parent = await lux.add('spawns', { n: 41 });
-  const done = await waitFor(async () => {
-    const row = await lux.get(parent.id);
-    return row?.status === 'd' ? row : undefined;
-  }, 15_000, 'parent');
+  const done = await waitFor(
+    async () => {
+      const row = await lux.get(parent.id);
+      return row?.status === 'd' ? row : undefined;
+    },
+    15_000,
+    'parent',
+  );
   const childId = JSON.parse(done.response!).child as number;
-  const child = await waitFor(async () => {
-    const row = await lux.get(childId);
-    return row?.status === 'd' ? row : undefined;
-  }, 15_000, 'child');
+  const child = await waitFor(
+    async () => {
+      const row = await lux.get(childId);
+      return row?.status === 'd' ? row : undefined;
+    },
+    15_000,
+    'child',
+  );
   t.equal(child.name, 'value');
   t.same(JSON.parse(child.response!), { ok: true, n: 42 }, 'the enqueued job ran with its opts');
 
   const refused = await lux.add('spawns_bad', {});
-  const refusedRow = await waitFor(async () => {
-    const row = await lux.get(refused.id);
-    return row?.status === 'd' ? row : undefined;
-  }, 15_000, 'spawns_bad');
-  t.match(refusedRow.response, /^refused: unknown job "no_such_job": the catalogue defines/, 'ctx.add() refuses unknown names with the same error');
+  const refusedRow = await waitFor(
+    async () => {
+      const row = await lux.get(refused.id);
+      return row?.status === 'd' ? row : undefined;
+    },
+    15_000,
+    'spawns_bad',
+  );
+  t.match(
+    refusedRow.response,
+    /^refused: unknown job "no_such_job": the catalogue defines/,
+    'ctx.add() refuses unknown names with the same error',
+  );
 
   const failing = await lux.add('throws', {});
   await waitFor(async () => (await lux.get(failing.id))?.status === 'f', 15_000, 'throws');
@@ -39,9 +55,18 @@ eachDatabase(t, 'ctx and logs', async (t, db) => {
   t.match(log, /info +supervisor \S+ starting: 2 workers/);
   t.match(log, /job spin: one-off, timeout 1s/, 'registered jobs are listed with schedule and timeout');
   t.match(log, new RegExp(`\\[spawns #${parent.id}\\] started \\(attempt 1\\)`));
-  t.match(log, new RegExp(`\\[spawns #${parent.id}\\] spawned a child job \\{"child":${childId}\\}`), 'ctx.logger lines carry the job');
+  t.match(
+    log,
+    new RegExp(`\\[spawns #${parent.id}\\] spawned a child job \\{"child":${childId}\\}`),
+    'ctx.logger lines carry the job',
+  );
   t.match(log, new RegExp(`\\[spawns #${parent.id}\\] finished in \\d+ ms`));
-  t.match(log, new RegExp(`\\[throws #${failing.id}\\] failed \\(error\\) after \\d+ ms: TypeError: boom; retry 1/7 at 20\\d\\d-`));
+  t.match(
+    log,
+    new RegExp(
+      `\\[throws #${failing.id}\\] failed \\(error\\) after \\d+ ms: TypeError: boom; retry 1/7 at 20\\d\\d-`,
+    ),
+  );
   t.match(log, /supervisor \S+ stopped/);
 });
 

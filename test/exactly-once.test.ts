@@ -17,13 +17,20 @@ eachDatabase(t, 'exactly once', async (t, db) => {
 
   const lines = fs.readFileSync(path.join(db.dir, 'runs.log'), 'utf8').trim().split('\n');
   const ids = lines.map((line) => Number(line.split(' ')[0]));
-  t.equal(ids.length, count, `${count} runs recorded (${(count / seconds).toFixed(0)} jobs/s with 3 × 2 workers)`);
+  t.equal(
+    ids.length,
+    count,
+    `${count} runs recorded (${(count / seconds).toFixed(0)} jobs/s with 3 × 2 workers)`,
+  );
   t.equal(new Set(ids).size, count, 'no job ran twice');
   t.same(await lux.counts(), { s: 0, r: 0, f: 0, d: count, x: 0 });
 
   // Every supervisor took part.
   const byLog = sups.map((s) => s.output.filter((line) => /finished in/.test(line)).length);
-  t.ok(byLog.every((n) => n > 0), `each supervisor ran jobs: ${byLog.join(', ')}`);
+  t.ok(
+    byLog.every((n) => n > 0),
+    `each supervisor ran jobs: ${byLog.join(', ')}`,
+  );
   for (const sup of sups) sup.child.kill('SIGTERM');
   t.same(await Promise.all(sups.map((s) => s.exited)), [0, 0, 0]);
 });
