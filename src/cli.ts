@@ -6,7 +6,7 @@ import { type LuxJobConfig, loadConfig } from './config';
 import { STATUS_NAMES, type StatusSid } from './constants';
 import { explainDatabaseError, openDatabase } from './db';
 import { JobNotFoundError, LuxJobError } from './errors';
-import { migrate, migrationStatus } from './migrate';
+import { migrate, migrationStatus, unlockMigrations } from './migrate';
 import { parseOptsText } from './payload';
 import type { JobRecord } from './queries/row';
 import { runSupervisorProcess } from './supervisor';
@@ -134,7 +134,8 @@ export function buildCli(): Command {
     .command('migrate')
     .description('create or update the LuxJob tables (safe to run twice, or from several hosts at once)')
     .option('--status', 'only show which migrations are applied and pending')
-    .action(async (opts: { status?: boolean }) => {
+    .option('--unlock', 'free a migration lock left behind by a killed migration')
+    .action(async (opts: { status?: boolean; unlock?: boolean }) => {
       const config = loadConfig(baseConfig(program.opts()));
       const db = openDatabase(config.databaseUrl);
       try {
@@ -144,6 +145,13 @@ export function buildCli(): Command {
           });
           for (const name of completed) console.log(`applied  ${name}`);
           for (const name of pending) console.log(`pending  ${name}`);
+          return;
+        }
+        if (opts.unlock) {
+          await unlockMigrations(db).catch((err) => {
+            throw explainDatabaseError(err, db);
+          });
+          console.log('migration lock freed');
           return;
         }
         const { applied } = await migrate(db);

@@ -64,6 +64,8 @@ export function silentLogger(): Logger {
 
 /** Waits for the file transport to write what it holds; call before process.exit. */
 export function flushLogger(logger: Logger): Promise<void> {
+  // Late lines (a dead worker's last output) must not become a "write after end" crash at exit.
+  logger.on('error', () => undefined);
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, 2000);
     logger.on('finish', () => {
@@ -71,5 +73,6 @@ export function flushLogger(logger: Logger): Promise<void> {
       setTimeout(resolve, 50);
     });
     logger.end();
+    logger.silent = true;
   });
 }

@@ -38,6 +38,11 @@ export async function runSupervisorProcess(
       const { applied } = await migrate(db.current);
       if (applied.length > 0) logger.info(`applied migrations: ${applied.join(', ')}`);
     }
+    const log = logger;
+    // A bug must not take down a supervisor whose workers hold running jobs: log it loudly and go on.
+    const onStray = (err: unknown) =>
+      log.error(`unexpected error (please report): ${(err as Error)?.stack ?? String(err)}`);
+    process.on('unhandledRejection', onStray);
     const supervisor = await startSupervisor({ config, db: db.current, catalogue, logger });
     // Signals only set a flag; the supervisor's loop acts on it.
     const onSignal = (signal: NodeJS.Signals) => supervisor.requestStop(`received ${signal}`);
@@ -46,6 +51,7 @@ export async function runSupervisorProcess(
     await supervisor.stopped;
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
+    process.off('unhandledRejection', onStray);
     await db.current.knex.destroy();
     await flushLogger(logger);
     return 0;

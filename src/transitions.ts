@@ -65,7 +65,9 @@ export function transition(
   const response = encodeFailure(outcome.kind, outcome.error);
   if (job.retryCount < ctx.policy.maxRetries) {
     const retry = job.retryCount + 1;
-    const wait = retryDelaySeconds(retry, ctx.policy.retryBaseWait) * 1000;
+    // A lost supervisor is the host's failure, not the job's: run again at once, but still
+    // count it, so a job that keeps taking its host down ends in x instead of looping.
+    const wait = outcome.kind === 'lost' ? 0 : retryDelaySeconds(retry, ctx.policy.retryBaseWait) * 1000;
     return {
       status_sid: 'f',
       queued: 1,

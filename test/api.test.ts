@@ -48,6 +48,36 @@ eachDatabase(
   { migrate: false },
 );
 
+eachDatabase(
+  t,
+  'migration lock race',
+  async (t, db) => {
+    // knex's bootstrap can leave two lock rows when two first migrations race; that must heal, not lock forever.
+    const database = openDatabase(db.url);
+    t.teardown(() => database.knex.destroy());
+    await database.knex.schema.createTable('lux_knex_migrations_lock', (table) => {
+      table.increments('index').primary();
+      table.integer('is_locked');
+    });
+    await database.knex('lux_knex_migrations_lock').insert([{ is_locked: 0 }, { is_locked: 0 }]);
+    const healed = await runCli(['migrate'], { LUXJOB_DATABASE_URL: db.url });
+    t.equal(healed.code, 0, healed.out);
+    t.match(healed.out, /applied: 20261204000000_create_lux_jobs\.js/);
+    t.equal(
+      (await database.knex('lux_knex_migrations_lock').count({ n: '*' }))[0]?.n,
+      1,
+      'one lock row left',
+    );
+
+    // A lock left by a killed migration is reported with the way out, and --unlock frees it.
+    await database.knex('lux_knex_migrations_lock').update({ is_locked: 1 });
+    const unlocked = await runCli(['migrate', '--unlock'], { LUXJOB_DATABASE_URL: db.url });
+    t.match(unlocked.out, /migration lock freed/);
+    t.equal(Number((await database.knex('lux_knex_migrations_lock').first())?.is_locked), 0);
+  },
+  { migrate: false },
+);
+
 eachDatabase(t, 'add', async (t, db) => {
   const lux = client(t, db);
   const first = await lux.add('value', { n: 1 });

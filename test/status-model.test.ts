@@ -41,6 +41,23 @@ t.test('a one-off job: seven retries, then permanently failed', async (t) => {
   t.same(JSON.parse(last.response!), { kind: 'error', error: 'Error', message: 'boom' });
 });
 
+t.test('a lost supervisor: counted, but due at once', async (t) => {
+  const now = new Date('2026-01-01T00:00:00Z');
+  const lost = {
+    type: 'failure',
+    kind: 'lost',
+    error: { name: 'SupervisorLostError', message: 'supervisor lost: h/1' },
+  } as const;
+  const update = transition(oneOff(0), lost, { startedAt: now, now, policy });
+  t.match(update, { status_sid: 'f', retry_count: 1 });
+  t.equal(update.run_at!.getTime(), now.getTime());
+  t.equal(
+    transition(oneOff(7), lost, { startedAt: now, now, policy }).status_sid,
+    'x',
+    'and still ends in x',
+  );
+});
+
 t.test('success and put-back', async (t) => {
   const now = new Date('2026-01-01T00:00:00Z');
   const done = transition(oneOff(2), { type: 'success', response: 'ok' }, { startedAt: now, now, policy });

@@ -218,7 +218,12 @@ export class Supervisor {
     this.logger.info(`started (attempt ${attempt})`, meta);
     this.pool
       .run({ jobId: job.id, name: job.name, opts: job.opts, attempt, timeoutMs: timeoutSeconds * 1000 })
-      .then((outcome) => this.finish(job, def, outcome));
+      // No worker after all (one died between the count and the dispatch): hand the row back untouched.
+      .catch((): Outcome => ({ type: 'put-back' }))
+      .then((outcome) => this.finish(job, def, outcome))
+      .catch((err) =>
+        this.logger.error(`could not record the end of the job: ${(err as Error).stack}`, meta),
+      );
   }
 
   private finish(job: ClaimedJob, def: ResolvedJob | undefined, outcome: Outcome): void {

@@ -50,7 +50,15 @@ export function startSupervisor(
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
   const exited = new Promise<number | string>((resolve) =>
-    child.on('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+    child.on('exit', (code, signal) => {
+      // An unexpected exit is a failure to diagnose: show what the supervisor said.
+      if (code !== 0 && signal !== 'SIGKILL') {
+        console.error(
+          `supervisor ${child.pid} exited with ${code ?? signal}; its last output:\n${output.slice(-40).join('\n')}`,
+        );
+      }
+      resolve(code ?? signal ?? 'unknown');
+    }),
   );
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -95,7 +103,7 @@ export function startSupervisor(
       });
     },
     workerPids() {
-      return childPids(child.pid!);
+      return childPids(child.pid!).filter(isWorker);
     },
   };
 }
@@ -115,6 +123,16 @@ export function childPids(pid: number): number[] {
     }
   }
   return pids;
+}
+
+/** A LuxJob worker process (not, say, tsx's esbuild helper). */
+export function isWorker(pid: number): boolean {
+  const fs = require('node:fs') as typeof import('node:fs');
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('worker.js');
+  } catch {
+    return false;
+  }
 }
 
 export function isAlive(pid: number): boolean {

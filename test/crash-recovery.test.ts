@@ -1,0 +1,110 @@
+// A SIGKILLed supervisor loses nothing: its jobs run again on another supervisor,
+// its workers go away, and a long job under a live supervisor is never taken from it.
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { client, eachDatabase, waitFor } from './helpers/databases';
+import { isAlive, ready, startSupervisor } from './helpers/supervisor';
+
+const runsOf = (dir: string) => {
+  const file = path.join(dir, 'runs.log');
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => line.split(' ').map(Number) as [number, number]);
+};
+
+eachDatabase(t, 'sigkill with default settings', async (t, db) => {
+  const lux = client(t, db);
+  const a = startSupervisor(t, db, { LUXJOB_WORKERS: '3', LUXJOB_POLL_INTERVAL: '3' });
+  await ready(a);
+  const ids = [];
+  for (let i = 0; i < 3; i++) ids.push((await lux.add('record', { ms: 3000 })).id);
+  await waitFor(async () => runsOf(db.dir).length === 3 || undefined, 15_000, 'three jobs running on A');
+  const workers = a.workerPids();
+  t.equal(workers.length, 3, 'A has three workers');
+  // B starts now and is alive when A dies; everything else keeps its defaults.
+  const b = startSupervisor(t, db, { LUXJOB_WORKERS: '3', LUXJOB_POLL_INTERVAL: '3' });
+  await ready(b);
+  a.child.kill('SIGKILL');
+  const killedAt = Date.now();
+  await a.exited;
+
+  await waitFor(async () => workers.every((pid) => !isAlive(pid)) || undefined, 5000, "A's workers to exit");
+  t.pass(`A's workers exited ${Date.now() - killedAt} ms after A was killed`);
+
+  await waitFor(async () => runsOf(db.dir).length === 6 || undefined, 40_000, 'the jobs to run again');
+  const rerunAfter =
+    Math.max(
+      ...runsOf(db.dir)
+        .slice(3)
+        .map(([, at]) => at),
+    ) - killedAt;
+  t.ok(
+    rerunAfter < 30_000,
+    `all three running again ${(rerunAfter / 1000).toFixed(1)} s after the SIGKILL (lease 15 s, heartbeat 5 s)`,
+  );
+  for (const id of ids) {
+    const job = await waitFor(
+      async () => {
+        const row = await lux.get(id);
+        return row?.status === 'd' ? row : undefined;
+      },
+      15_000,
+      `job ${id} to finish`,
+    );
+    t.equal(job.retryCount, 1, 'the lost run counts as a failure');
+  }
+  t.equal((await lux.counts()).r, 0, 'no row stays running');
+  t.match(b.output.join('\n'), /recovering from lost supervisor/);
+  b.child.kill('SIGTERM');
+  t.equal(await b.exited, 0);
+});
+
+eachDatabase(t, 'long job under a live supervisor', async (t, db) => {
+  const lux = client(t, db);
+  // Lease far shorter than the job: only heartbeats keep it.
+  const fast = { LUXJOB_LEASE: '1', LUXJOB_HEARTBEAT_INTERVAL: '0.2' };
+  const a = startSupervisor(t, db, fast);
+  const b = startSupervisor(t, db, fast);
+  await Promise.all([ready(a), ready(b)]);
+  const { id } = await lux.add('record', { ms: 5000 });
+  const job = await waitFor(
+    async () => {
+      const row = await lux.get(id);
+      return row?.status === 'd' ? row : undefined;
+    },
+    20_000,
+    'the long job',
+  );
+  t.equal(job.retryCount, 0, 'never recovered while its supervisor heartbeats');
+  t.equal(runsOf(db.dir).length, 1, 'ran once');
+  t.notMatch([...a.output, ...b.output].join('\n'), /recovering/);
+
+  // And with these short settings, a SIGKILL is noticed within about a second.
+  const second = await lux.add('record', { ms: 1500 });
+  await waitFor(
+    async () => (await lux.get(second.id))?.status === 'r' || undefined,
+    10_000,
+    'second job to start',
+  );
+  const holder = (await lux.get(second.id))!.lockedBy!;
+  const victim = holder.includes(`:${a.pid}:`) ? a : b;
+  const survivor = victim === a ? b : a;
+  victim.child.kill('SIGKILL');
+  const killedAt = Date.now();
+  const rerun = await waitFor(
+    async () => {
+      const row = await lux.get(second.id);
+      return row?.status === 'd' ? row : undefined;
+    },
+    15_000,
+    'recovery with a 1 s lease',
+  );
+  t.equal(rerun.retryCount, 1);
+  t.ok(Date.now() - killedAt < 6000, `recovered and re-run within ${Date.now() - killedAt} ms`);
+  survivor.child.kill('SIGTERM');
+  t.equal(await survivor.exited, 0);
+});
