@@ -317,22 +317,29 @@ export class WorkerPool {
     let windowStart = 0;
     let lines = 0;
     let dropped = 0;
+    let reportTimer: NodeJS.Timeout | undefined;
+    const reportDropped = () => {
+      reportTimer = undefined;
+      if (dropped === 0) return;
+      this.hooks.log(
+        'warn',
+        `worker ${slot.pid}: ${dropped} output lines dropped (over ${OUTPUT_LINES_PER_SECOND}/s)`,
+      );
+      dropped = 0;
+    };
     const forward = (stream: NodeJS.ReadableStream | null, level: LogLevel) => {
       if (!stream) return;
       createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (line) => {
         const now = Date.now();
         if (now - windowStart >= 1000) {
-          if (dropped > 0)
-            this.hooks.log(
-              'warn',
-              `worker ${slot.pid}: ${dropped} output lines dropped (over ${OUTPUT_LINES_PER_SECOND}/s)`,
-            );
+          reportDropped();
           windowStart = now;
           lines = 0;
-          dropped = 0;
         }
         if (++lines > OUTPUT_LINES_PER_SECOND) {
           dropped++;
+          // Said when the window closes, even if the flood stops before the next line.
+          reportTimer ??= setTimeout(reportDropped, windowStart + 1000 - now);
           return;
         }
         const text =

@@ -12,12 +12,19 @@ export interface ExpiredJob extends ClaimedJob {
  * (killed, frozen, cut off). Leases are short and renewed by the heartbeat, so
  * a live supervisor's long job never shows up here.
  */
-export async function findExpiredJobs(db: Database, now: Date, limit = 100): Promise<ExpiredJob[]> {
+export async function findExpiredJobs(
+  db: Database,
+  now: Date,
+  self: string,
+  limit = 100,
+): Promise<ExpiredJob[]> {
   const rows = await db
     .knex(JOBS_TABLE)
     .select('id', 'name', 'opts', 'retry_count', 'run_at', 'schedule', 'locked_by', 'started_at')
     .where('status_sid', 'r')
     .where('lease_until', '<', now)
+    // Our own rows are running here right now, whatever their lease says.
+    .whereNot('locked_by', self)
     .orderBy('id')
     .limit(limit);
   return rows.map((r: Record<string, unknown>) => ({

@@ -23,7 +23,7 @@ export class DatabaseHealth {
 
   failed(err: unknown, now = Date.now()): void {
     this.failures++;
-    const backoff = Math.min(10_000, 250 * 2 ** Math.min(this.failures - 1, 6));
+    const backoff = Math.min(5000, 250 * 2 ** Math.min(this.failures - 1, 5));
     this.retryAt = now + backoff;
     if (!this.down) {
       this.down = true;

@@ -321,7 +321,7 @@ export class Supervisor {
 
   private async recoverExpired(): Promise<void> {
     const now = new Date();
-    const expired = await findExpiredJobs(this.db, now);
+    const expired = await findExpiredJobs(this.db, now, this.id);
     for (const job of expired) {
       if (!(await takeOverExpired(this.db, job, this.id, now))) continue;
       const def = this.catalogue.get(job.name);

@@ -110,9 +110,9 @@ export function eachDatabase(
   t: Test,
   label: string,
   body: (t: Test, db: TestDatabase) => Promise<void>,
-  options: { migrate?: boolean } = {},
+  options: { migrate?: boolean; only?: Kind[] } = {},
 ): void {
-  for (const kind of kinds()) {
+  for (const kind of kinds().filter((k) => !options.only || options.only.includes(k))) {
     t.test(`${label} [${kind}]`, async (t) => {
       const db = await createDatabase(kind, label);
       t.teardown(() => db.drop());
