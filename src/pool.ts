@@ -339,7 +339,7 @@ export class WorkerPool {
         if (++lines > OUTPUT_LINES_PER_SECOND) {
           dropped++;
           // Said when the window closes, even if the flood stops before the next line.
-          reportTimer ??= setTimeout(reportDropped, windowStart + 1000 - now);
+          if (!reportTimer) reportTimer = setTimeout(reportDropped, windowStart + 1000 - now);
           return;
         }
         const text =
