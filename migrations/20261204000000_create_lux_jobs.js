@@ -30,12 +30,27 @@ exports.up = async function up(knex) {
     t.datetime('started_at', { precision: 3 }).nullable();
     t.datetime('finished_at', { precision: 3 }).nullable();
     // Serves the claim: equality on queued, then the ORDER BY, so it stops at LIMIT.
-    t.index(['queued', 'priority', 'run_at'], 'lux_jobs_claim');
+    // id last: PostgreSQL indexes do not carry the primary key, and without it every claim sorted all waiting rows.
+    t.index(['queued', 'priority', 'run_at', 'id'], 'lux_jobs_claim');
     // Serves lease renewal and recovery.
     t.index(['locked_by'], 'lux_jobs_locked_by');
     t.index(['status_sid', 'finished_at'], 'lux_jobs_status_finished');
     t.index(['name', 'id'], 'lux_jobs_name');
   });
+
+  if (knex.client.config.client === 'pg') {
+    // PostgreSQL wakes supervisors at once: every insert statement notifies the
+    // schema's channel, which each supervisor LISTENs on (src/supervisor/listener.ts).
+    await knex.raw(`
+      CREATE OR REPLACE FUNCTION lux_jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify('luxjob:' || TG_TABLE_SCHEMA, '');
+        RETURN NULL;
+      END $$`);
+    await knex.raw(
+      'CREATE TRIGGER lux_jobs_notify AFTER INSERT ON lux_jobs FOR EACH STATEMENT EXECUTE FUNCTION lux_jobs_notify()',
+    );
+  }
 
   await knex.schema.createTable('lux_supervisors', (t) => {
     t.string('id', 64).primary();
@@ -53,4 +68,5 @@ exports.up = async function up(knex) {
 exports.down = async function down(knex) {
   await knex.schema.dropTableIfExists('lux_supervisors');
   await knex.schema.dropTableIfExists('lux_jobs');
+  if (knex.client.config.client === 'pg') await knex.raw('DROP FUNCTION IF EXISTS lux_jobs_notify()');
 };

@@ -1,7 +1,7 @@
 import type { Database } from '../db';
 import { retryConflicts } from '../db';
-import { rowsOf } from './raw';
 import { type ClaimedJob, toClaimedJob } from './row';
+import { execute, transaction } from './statements';
 
 export interface ClaimRequest {
   supervisorId: string;
@@ -29,38 +29,32 @@ export async function claimJobs(db: Database, req: ClaimRequest): Promise<Claime
   const mark = [req.supervisorId, req.leaseUntil, req.now, req.now];
   if (db.dialect === 'pg') {
     // One round trip: SKIP LOCKED lets concurrent claimers take different rows instead of queueing on ours.
-    const result = await db.knex.raw(
+    const { rows } = await execute(
+      db,
       `UPDATE lux_jobs SET ${MARK_RUNNING} WHERE id IN (SELECT id ${DUE} FOR UPDATE SKIP LOCKED) RETURNING ${COLUMNS}`,
       [...mark, req.now, req.limit],
     );
-    return rowsOf('pg', result)
-      .sort(byRunOrder)
-      .map((row) => toClaimedJob(row, req.now));
+    return rows.sort(byRunOrder).map((row) => toClaimedJob(row, req.now));
   }
   if (db.dialect === 'sqlite') {
     // One statement is one write transaction in SQLite: the file lock serialises claimers, so no SKIP LOCKED is needed.
-    const result = await retryConflicts(() =>
-      db.knex.raw(`UPDATE lux_jobs SET ${MARK_RUNNING} WHERE id IN (SELECT id ${DUE}) RETURNING ${COLUMNS}`, [
+    const { rows } = await retryConflicts(() =>
+      execute(db, `UPDATE lux_jobs SET ${MARK_RUNNING} WHERE id IN (SELECT id ${DUE}) RETURNING ${COLUMNS}`, [
         ...mark,
         req.now,
         req.limit,
       ]),
     );
-    return rowsOf('sqlite', result)
-      .sort(byRunOrder)
-      .map((row) => toClaimedJob(row, req.now));
+    return rows.sort(byRunOrder).map((row) => toClaimedJob(row, req.now));
   }
   // MySQL/MariaDB have no UPDATE … RETURNING: lock with SKIP LOCKED, then update by primary key,
   // in a transaction kept tiny because long ones on this index deadlock with inserts.
   return retryConflicts(() =>
-    db.knex.transaction(async (trx) => {
-      const rows = rowsOf(
-        'mysql',
-        await trx.raw(`SELECT ${COLUMNS} ${DUE} FOR UPDATE SKIP LOCKED`, [req.now, req.limit]),
-      );
+    transaction(db, async (exec) => {
+      const { rows } = await exec(`SELECT ${COLUMNS} ${DUE} FOR UPDATE SKIP LOCKED`, [req.now, req.limit]);
       if (rows.length === 0) return [];
       const ids = rows.map((r) => Number(r.id));
-      await trx.raw(`UPDATE lux_jobs SET ${MARK_RUNNING} WHERE id IN (${ids.map(() => '?').join(',')})`, [
+      await exec(`UPDATE lux_jobs SET ${MARK_RUNNING} WHERE id IN (${ids.map(() => '?').join(',')})`, [
         ...mark,
         ...ids,
       ]);

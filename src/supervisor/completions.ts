@@ -10,6 +10,7 @@ export class Completions {
   private pending: Finish[] = [];
   private flushing: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
+  readonly stats = { batches: 0, written: 0 };
 
   constructor(
     private readonly db: Database,
@@ -61,6 +62,8 @@ export class Completions {
       try {
         const { lost } = await finishJobs(this.db, this.supervisorId, batch);
         this.pending.splice(0, batch.length);
+        this.stats.batches++;
+        this.stats.written += batch.length;
         this.health.succeeded();
         if (lost.length > 0) this.onLost(lost);
       } catch (err) {

@@ -27,6 +27,7 @@ import { VERSION } from '../version';
 import { Completions } from './completions';
 import { DatabaseHealth } from './health';
 import { Waker } from './waker';
+import { type WakeSource, wakeSourceFor } from './wakeups';
 
 export interface SupervisorOptions {
   config: LuxJobConfig;
@@ -52,12 +53,14 @@ export class Supervisor {
   private readonly health: DatabaseHealth;
   private readonly completions: Completions;
   private readonly timers: NodeJS.Timeout[] = [];
+  private readonly wakeups: WakeSource | undefined;
   private stopping = false;
   private hurry: () => void = () => undefined;
   private readonly hurried: Promise<void>;
   private backlog = false;
   private markStopped: () => void = () => undefined;
   private lastPrune = 0;
+  private readonly stats = { claims: 0, claimed: 0 };
 
   constructor(options: SupervisorOptions) {
     this.config = options.config;
@@ -101,6 +104,12 @@ export class Supervisor {
         },
       },
     );
+    this.wakeups = wakeSourceFor(
+      this.db,
+      this.config.databaseUrl,
+      () => this.waker.wake(),
+      (message) => this.logger.warn(message),
+    );
     this.hurried = new Promise((resolve) => {
       this.hurry = resolve;
     });
@@ -140,6 +149,7 @@ export class Supervisor {
       this.logger.info(`recurring rows rescheduled: ${report.rescheduled.join(', ')}`);
     await this.recoverExpired();
     this.every(this.config.heartbeatInterval, () => this.beat());
+    await this.wakeups?.start();
     this.logger.info(`supervisor ${this.id} running`);
     void this.loop();
   }
@@ -175,16 +185,17 @@ export class Supervisor {
   private async loop(): Promise<void> {
     const pollMs = this.config.pollInterval * 1000;
     while (!this.stopping) {
+      // Let replies already waiting in the IPC buffers free their workers first, so one claim serves them all.
+      if (this.backlog) await new Promise((resolve) => setImmediate(resolve));
       const idle = this.pool.idleCount();
-      let claimed = 0;
-      if (idle > 0 && this.health.canTry()) {
-        const jobs = await this.claim(idle);
+      if (idle > 0) {
+        const jobs = this.health.canTry() ? await this.claim(idle) : [];
         for (const job of jobs) this.dispatch(job);
-        claimed = jobs.length;
+        // A full claim means more may be waiting: claim again as soon as a worker frees up.
+        // Only a claim may change this; a wake-up that found no idle worker knows nothing new.
+        this.backlog = jobs.length === idle;
       }
       if (this.stopping) break;
-      // A full claim means more may be waiting: claim again as soon as a worker frees up.
-      this.backlog = idle > 0 && claimed === idle;
       if (this.backlog && this.pool.idleCount() > 0) continue;
       await this.waker.sleep(this.health.isDown ? Math.min(pollMs, 500) : pollMs);
     }
@@ -201,6 +212,8 @@ export class Supervisor {
         leaseUntil: new Date(now.getTime() + this.config.leaseDuration * 1000),
       });
       this.health.succeeded();
+      this.stats.claims++;
+      this.stats.claimed += jobs.length;
       return jobs;
     } catch (err) {
       this.health.failed(explainDatabaseError(err, this.db));
@@ -366,12 +379,17 @@ export class Supervisor {
       );
     }
     for (const timer of this.timers) clearInterval(timer);
+    await this.wakeups?.stop();
     try {
       await deregisterSupervisor(this.db, this.id);
     } catch (err) {
       this.logger.warn(`could not deregister: ${(err as Error).message}`);
     }
-    this.logger.info(`supervisor ${this.id} stopped`);
+    const { claims, claimed } = this.stats;
+    const { batches, written } = this.completions.stats;
+    this.logger.info(
+      `supervisor ${this.id} stopped: ran ${claimed} jobs from ${claims} claims (${(claimed / Math.max(1, claims)).toFixed(1)} a claim), recorded in ${batches} writes (${(written / Math.max(1, batches)).toFixed(1)} a write)`,
+    );
     this.markStopped();
   }
 }
