@@ -363,7 +363,7 @@ async function timeClaims(bench: BenchDatabase, sizes: Sizes): Promise<number> {
   for (let i = 0; i < sizes.claimCalls; i++) {
     const now = new Date();
     const started = performance.now();
-    const jobs = await claimJobs(bench.db, {
+    const { jobs } = await claimJobs(bench.db, {
       supervisorId: 'bench',
       limit: sizes.claimLimit,
       now,

@@ -15,7 +15,7 @@ exports.up = async function up(knex) {
     t.datetime('run_at', { precision: 3 }).nullable();
     t.string('status_sid', 1).notNullable().defaultTo('s');
     // 1 while the row waits for a run (s, f, or a recurring d/x), 0 while running or finished.
-    // It leads the claim index so finished rows never sit in the claim's path.
+    // The claim index covers only rows with queued = 1, so finished rows never sit in the claim's path.
     t.integer('queued').notNullable().defaultTo(1);
     t.integer('retry_count').notNullable().defaultTo(0);
     t.text('response', 'mediumtext').nullable();
@@ -29,14 +29,23 @@ exports.up = async function up(knex) {
     t.datetime('updated_at', { precision: 3 }).notNullable();
     t.datetime('started_at', { precision: 3 }).nullable();
     t.datetime('finished_at', { precision: 3 }).nullable();
-    // Serves the claim: equality on queued, then the ORDER BY, so it stops at LIMIT.
-    // id last: PostgreSQL indexes do not carry the primary key, and without it every claim sorted all waiting rows.
-    t.index(['queued', 'priority', 'run_at', 'id'], 'lux_jobs_claim');
-    // Serves lease renewal and recovery.
-    t.index(['locked_by'], 'lux_jobs_locked_by');
+    // Every claim and finish changes indexed columns, so each update writes a new entry
+    // into every index: keep them few (on PostgreSQL six indexes cost more than the queries).
+    // Serves pruning, `list --status`, and the heartbeat and recovery (status_sid = 'r').
     t.index(['status_sid', 'finished_at'], 'lux_jobs_status_finished');
-    t.index(['name', 'id'], 'lux_jobs_name');
   });
+
+  // Serves the claim: waiting rows in (priority, run_at, id) order, so the scan stops at LIMIT.
+  // id last: PostgreSQL indexes do not carry the primary key, and without it every claim sorted
+  // all waiting rows. Partial where the database allows it, so running and finished rows
+  // (queued = 0) never enter it; MariaDB/MySQL index every row and lead with queued instead.
+  if (knex.client.config.client === 'mysql2') {
+    await knex.schema.alterTable('lux_jobs', (t) =>
+      t.index(['queued', 'priority', 'run_at', 'id'], 'lux_jobs_claim'),
+    );
+  } else {
+    await knex.raw('CREATE INDEX lux_jobs_claim ON lux_jobs (priority, run_at, id) WHERE queued = 1');
+  }
 
   if (knex.client.config.client === 'pg') {
     // PostgreSQL wakes supervisors at once: every insert statement notifies the

@@ -26,6 +26,8 @@ export interface LuxJobConfig {
   recycleRssMb: number;
   /** Days a finished one-off job is kept before it is pruned; 0 = keep forever. */
   retentionDays: number;
+  /** Added to the workers' nice value, so jobs that burn CPU cannot starve their supervisor. */
+  workerNice: number;
 }
 
 interface Setting<K extends keyof LuxJobConfig> {
@@ -130,6 +132,16 @@ export const SETTINGS: Setting<keyof LuxJobConfig>[] = [
     doc: 'replace a worker whose RSS passes this many MiB (0 = never)',
   },
   {
+    key: 'workerNice',
+    env: 'LUXJOB_WORKER_NICE',
+    parse: (raw, name) => {
+      const value = number(0, { integer: true })(raw, name);
+      if (value > 19) throw new ConfigError(`${name} must be a whole number from 0 to 19, got "${raw}"`);
+      return value;
+    },
+    doc: 'lower CPU priority of workers (nice, 0-19)',
+  },
+  {
     key: 'retentionDays',
     env: 'LUXJOB_RETENTION_DAYS',
     parse: number(0),
@@ -159,6 +171,7 @@ export function defaults(): LuxJobConfig {
     recycleAfterJobs: 0,
     recycleRssMb: 0,
     retentionDays: 7,
+    workerNice: 5,
   };
 }
 

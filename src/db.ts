@@ -80,8 +80,22 @@ export function knexConfigFromUrl(url: string): { config: Knex.Config; dialect: 
           timezone: 'Z',
           charset: 'utf8mb4',
           connectTimeout: 10_000,
+          // The claim sends several statements per round trip (src/queries/claim.ts); every
+          // statement LuxJob sends binds its values, so this opens no injection path.
+          multipleStatements: true,
         },
-        pool: { min: 0, max: 10 },
+        pool: {
+          min: 0,
+          max: 10,
+          // Under REPEATABLE READ a FOR UPDATE scan also takes gap locks, which is how claims
+          // and inserts deadlock on MySQL; READ COMMITTED locks only the rows it claims.
+          afterCreate(
+            conn: { query(sql: string, cb: (err: Error | null) => void): void },
+            done: (err: Error | null, conn: unknown) => void,
+          ) {
+            conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', (err) => done(err, conn));
+          },
+        },
         acquireConnectionTimeout: 10_000,
       },
     };

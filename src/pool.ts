@@ -4,6 +4,7 @@
  * happened to the process running it.
  */
 import { type ChildProcess, fork } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { CatalogueLoadError } from './errors';
@@ -16,6 +17,8 @@ export interface PoolOptions {
   catalogueFile: string;
   recycleAfterJobs: number;
   recycleRssMb: number;
+  /** Nice value added to each worker (0 leaves it as the supervisor's). */
+  workerNice: number;
   /** Extra environment for the workers (the supervisor's own is inherited). */
   env?: NodeJS.ProcessEnv;
 }
@@ -162,10 +165,24 @@ export class WorkerPool {
 
   private spawn(): Promise<void> {
     const child = fork(WORKER_SCRIPT, [], {
-      env: { ...process.env, ...this.options.env, LUXJOB_JOBS: path.resolve(this.options.catalogueFile) },
+      env: {
+        ...process.env,
+        ...this.options.env,
+        LUXJOB_JOBS: path.resolve(this.options.catalogueFile),
+        LUXJOB_RECYCLE_RSS_MB: String(this.options.recycleRssMb),
+      },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     const slot: Slot = { child, pid: child.pid ?? -1, state: 'starting', jobsRun: 0 };
+    // Jobs run below their supervisor's CPU priority: one that spins cannot delay the
+    // heartbeats that keep its lease, nor the timer that kills it.
+    if (this.options.workerNice > 0 && child.pid) {
+      try {
+        os.setPriority(child.pid, Math.min(19, os.getPriority() + this.options.workerNice));
+      } catch (err) {
+        this.hooks.log('warn', `cannot lower worker ${child.pid}'s priority: ${(err as Error).message}`);
+      }
+    }
     this.slots.add(slot);
     this.forwardOutput(slot);
     return new Promise<void>((resolve, reject) => {

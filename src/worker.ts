@@ -10,6 +10,7 @@ import { type AddResult, encodeResult, errorToData } from './payload';
 let current: { jobId: number; controller: AbortController } | undefined;
 let exitAfterJob = false;
 let nextRequestId = 1;
+const measureRss = Number(process.env.LUXJOB_RECYCLE_RSS_MB ?? 0) > 0;
 const pendingAdds = new Map<number, { resolve: (r: AddResult) => void; reject: (e: Error) => void }>();
 
 function send(message: FromWorker): Promise<void> {
@@ -53,7 +54,8 @@ async function runJob(
   jobs: Map<string, ResolvedJob>,
   msg: Extract<ToWorker, { type: 'run' }>,
 ): Promise<void> {
-  const rss = () => process.memoryUsage.rss();
+  // Reading RSS costs a /proc read; only the RSS recycling limit needs it.
+  const rss = () => (measureRss ? process.memoryUsage.rss() : 0);
   const job = jobs.get(msg.name);
   if (!job) {
     const known = [...jobs.keys()].join(', ');

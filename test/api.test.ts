@@ -147,7 +147,7 @@ eachDatabase(t, 'keys', async (t, db) => {
   const database = openDatabase(db.url);
   t.teardown(() => database.knex.destroy());
   const now = new Date();
-  const claimed = await claimJobs(database, {
+  const { jobs: claimed } = await claimJobs(database, {
     supervisorId: 'test',
     limit: 10,
     now,
@@ -178,8 +178,8 @@ eachDatabase(t, 'claim order', async (t, db) => {
   t.teardown(() => database.knex.destroy());
   const now = new Date();
   const lease = new Date(now.getTime() + 60_000);
-  const a = await claimJobs(database, { supervisorId: 'a', limit: 2, now, leaseUntil: lease });
-  const b = await claimJobs(database, { supervisorId: 'b', limit: 5, now, leaseUntil: lease });
+  const { jobs: a } = await claimJobs(database, { supervisorId: 'a', limit: 2, now, leaseUntil: lease });
+  const { jobs: b } = await claimJobs(database, { supervisorId: 'b', limit: 5, now, leaseUntil: lease });
   t.same(
     a.map((j) => j.id),
     [high.id, mid.id],

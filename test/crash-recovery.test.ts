@@ -108,3 +108,39 @@ eachDatabase(t, 'long job under a live supervisor', async (t, db) => {
   survivor.child.kill('SIGTERM');
   t.equal(await survivor.exited, 0);
 });
+
+eachDatabase(t, 'a claim whose reply was lost', async (t, db) => {
+  // The claim committed, the connection died before the reply: the row is ours in the
+  // database but on none of our workers. The heartbeat must notice and hand it back.
+  const lux = client(t, db);
+  const sup = startSupervisor(t, db, { LUXJOB_HEARTBEAT_INTERVAL: '0.5', LUXJOB_LEASE: '3' });
+  await ready(sup);
+  const { id } = await lux.add('value', { n: 9 }, { runAt: new Date(Date.now() + 3_600_000) });
+  const supervisorId = (await lux.db.knex('lux_supervisors').first()).id as string;
+  await lux.db
+    .knex('lux_jobs')
+    .where({ id })
+    .update({
+      status_sid: 'r',
+      queued: 0,
+      locked_by: supervisorId,
+      lease_until: new Date(Date.now() + 3000),
+      started_at: new Date(Date.now() - 10_000),
+    });
+  const done = await waitFor(
+    async () => {
+      const row = await lux.get(id);
+      return row?.status === 'd' ? row : undefined;
+    },
+    15_000,
+    'the orphaned claim to run',
+  );
+  t.equal(done.retryCount, 0, 'handed back without counting a failure');
+  t.same(JSON.parse(done.response!), { ok: true, n: 9 });
+  t.match(
+    sup.output.join('\n'),
+    new RegExp(`put back 1 jobs claimed while the database connection failed: ${id}`),
+  );
+  sup.child.kill('SIGTERM');
+  t.equal(await sup.exited, 0);
+});

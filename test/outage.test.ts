@@ -45,7 +45,10 @@ eachDatabase(
       async () => (await lux.counts()).d === ids.length || undefined,
       60_000,
       'every job to be done',
-    );
+    ).catch(async (err) => {
+      console.error(JSON.stringify(await lux.counts()), sup.output.slice(-30).join('\n'));
+      throw err;
+    });
     const caughtUp = Date.now();
 
     t.equal(sup.child.exitCode, null, 'the supervisor survived');

@@ -1,14 +1,14 @@
-import type { Database } from '../db';
+import type { Database, Dialect } from '../db';
 import { retryConflicts } from '../db';
 import type { RowUpdate } from '../transitions';
-import { execute } from './statements';
+import { execute, type Result, transaction } from './statements';
 
 export interface Finish {
   id: number;
   update: RowUpdate;
 }
 
-/** One finished run as bound values, in the column order of every statement below. */
+/** One finished run as bound values, in the column order of COLUMNS. */
 function values(f: Finish): unknown[] {
   const u = f.update;
   return [
@@ -23,18 +23,122 @@ function values(f: Finish): unknown[] {
   ];
 }
 
-const COLUMNS = 'id, status_sid, queued, run_at, retry_count, response, finished_at, release_key';
-const ASSIGN = (j: string, v: string) => `
-  status_sid = ${v}.status_sid, queued = ${v}.queued, run_at = ${v}.run_at, retry_count = ${v}.retry_count,
-  response = COALESCE(${v}.response, ${j}.response), finished_at = COALESCE(${v}.finished_at, ${j}.finished_at),
-  unique_key = CASE WHEN ${v}.release_key = 1 THEN NULL ELSE ${j}.unique_key END,
-  updated_at = ?, locked_by = NULL, lease_until = NULL`;
+const COLUMNS = [
+  'id',
+  'status_sid',
+  'queued',
+  'run_at',
+  'retry_count',
+  'response',
+  'finished_at',
+  'release_key',
+];
+const PG_TYPES = ['bigint', 'varchar', 'int', 'timestamptz', 'int', 'text', 'timestamptz', 'int'];
+
+/** SET clause copying a batch row `v` onto `j`; only `updated_at` is bound. */
+function assignments(j: string, v: string, prefix = ''): string {
+  return [
+    `${prefix}status_sid = ${v}.status_sid`,
+    `${prefix}queued = ${v}.queued`,
+    `${prefix}run_at = ${v}.run_at`,
+    `${prefix}retry_count = ${v}.retry_count`,
+    `${prefix}response = COALESCE(${v}.response, ${j}.response)`,
+    `${prefix}finished_at = COALESCE(${v}.finished_at, ${j}.finished_at)`,
+    `${prefix}unique_key = CASE WHEN ${v}.release_key = 1 THEN NULL ELSE ${j}.unique_key END`,
+    `${prefix}updated_at = ?`,
+    `${prefix}locked_by = NULL`,
+    `${prefix}lease_until = NULL`,
+  ].join(', ');
+}
+
+/**
+ * PostgreSQL and SQLite: the batch as a `v` CTE and an `UPDATE … FROM v` that
+ * returns the ids it really changed. `extra` lets the claim run in the same
+ * statement (PostgreSQL).
+ */
+export function finishCte(dialect: Dialect, finishes: Finish[], now: Date, supervisorId: string) {
+  const tuple = `(${COLUMNS.map(() => '?').join(', ')})`;
+  const first = dialect === 'pg' ? `(${PG_TYPES.map((t) => `?::${t}`).join(', ')})` : tuple;
+  const list = [first, ...finishes.slice(1).map(() => tuple)].join(', ');
+  return {
+    values: `v(${COLUMNS.join(', ')}) AS (VALUES ${list})`,
+    update: `UPDATE lux_jobs SET ${assignments('lux_jobs', 'v')}
+      FROM v WHERE lux_jobs.id = v.id AND lux_jobs.locked_by = ? AND lux_jobs.status_sid = 'r'
+      RETURNING lux_jobs.id`,
+    params: [...finishes.flatMap(values), now, supervisorId],
+  };
+}
+
+/**
+ * MariaDB/MySQL: no named VALUES lists, and an UPDATE joined to a derived
+ * table costs twice as much there as picking each column's value by id:
+ * `col = CASE id WHEN ? THEN ? … END`, on rows found by primary key.
+ */
+export function mysqlFinish(finishes: Finish[], now: Date, supervisorId: string) {
+  const when = finishes.map(() => 'WHEN ? THEN ?').join(' ');
+  const column = (name: string, value: string) =>
+    `${name} = CASE id ${when.replaceAll('THEN ?', `THEN ${value}`)} END`;
+  const sets = [
+    column('status_sid', '?'),
+    column('queued', '?'),
+    column('run_at', '?'),
+    column('retry_count', '?'),
+    column('response', 'COALESCE(?, response)'),
+    column('finished_at', 'COALESCE(?, finished_at)'),
+    column('unique_key', 'IF(? = 1, NULL, unique_key)'),
+  ];
+  const rows = finishes.map(values);
+  // Column i of the batch, as (id, value) pairs for its CASE.
+  const pairs = (i: number) => rows.flatMap((row) => [row[0], row[i]]);
+  const ids = finishes.map((f) => f.id);
+  return {
+    sql: `UPDATE lux_jobs SET ${sets.join(', ')}, updated_at = ?, locked_by = NULL, lease_until = NULL
+      WHERE id IN (${ids.map(() => '?').join(', ')}) AND locked_by = ? AND status_sid = 'r'`,
+    params: [...[1, 2, 3, 4, 5, 6, 7].flatMap(pairs), now, ...ids, supervisorId],
+  };
+}
+
+type Exec = (sql: string, params?: unknown[]) => Promise<Result>;
+
+/**
+ * Writes a batch inside a transaction the caller holds (the claim does, to
+ * finish and claim in one commit). Returns the ids this supervisor no longer
+ * held: their leases expired and another supervisor recovered them.
+ */
+export async function writeFinishes(
+  dialect: Dialect,
+  exec: Exec,
+  supervisorId: string,
+  finishes: Finish[],
+  now: Date,
+): Promise<number[]> {
+  if (finishes.length === 0) return [];
+  if (dialect === 'mysql') {
+    const { sql, params } = mysqlFinish(finishes, now, supervisorId);
+    const { affected } = await exec(sql, params);
+    if (affected === finishes.length) return [];
+    const ids = finishes.map((f) => f.id);
+    const held = await exec(
+      `SELECT id FROM lux_jobs WHERE locked_by = ? AND id IN (${ids.map(() => '?').join(', ')})`,
+      [supervisorId, ...ids],
+    );
+    const stillHeld = new Set(held.rows.map((r) => Number(r.id)));
+    return ids.filter((id) => !stillHeld.has(id));
+  }
+  const cte = finishCte(dialect, finishes, now, supervisorId);
+  const { rows } = await exec(`WITH ${cte.values} ${cte.update}`, cte.params);
+  return lostFrom(finishes, rows);
+}
+
+/** The batch's ids missing from the rows an update returned. */
+export function lostFrom(finishes: Finish[], returned: Array<Record<string, unknown>>): number[] {
+  const done = new Set(returned.map((r) => Number(r.id)));
+  return finishes.map((f) => f.id).filter((id) => !done.has(id));
+}
 
 /**
  * Records how runs ended: a whole batch in one statement (one round trip, one
- * commit). Each row is only touched while this supervisor still holds it: a
- * row whose lease expired and was recovered elsewhere is left alone, and its
- * id is returned so the caller can say so.
+ * commit). Each row is only touched while this supervisor still holds it.
  */
 export async function finishJobs(
   db: Database,
@@ -43,48 +147,10 @@ export async function finishJobs(
   now = new Date(),
 ): Promise<{ lost: number[] }> {
   if (finishes.length === 0) return { lost: [] };
-  const bound = finishes.flatMap(values);
-  const updated = await retryConflicts(async () => {
-    if (db.dialect === 'mysql') {
-      // MariaDB cannot name the columns of a VALUES list: a UNION of SELECTs carries the batch.
-      const row = `SELECT ${COLUMNS.split(', ')
-        .map(() => '?')
-        .join(', ')}`;
-      const first = `SELECT ${COLUMNS.split(', ')
-        .map((c) => `? AS ${c}`)
-        .join(', ')}`;
-      const batch = [first, ...finishes.slice(1).map(() => row)].join(' UNION ALL ');
-      const sql = `UPDATE lux_jobs AS j JOIN (${batch}) AS v ON j.id = v.id
-        SET ${ASSIGN('j', 'v').replace(/(^|, |\n\s*)(\w+) =/g, '$1j.$2 =')}
-        WHERE j.locked_by = ? AND j.status_sid = 'r'`;
-      const { affected } = await execute(db, sql, [...bound, now, supervisorId]);
-      return affected === finishes.length ? finishes.map((f) => f.id) : undefined;
-    }
-    // PostgreSQL and SQLite: UPDATE … FROM a VALUES list, returning the rows it really changed.
-    const tuple = `(${COLUMNS.split(', ')
-      .map(() => '?')
-      .join(', ')})`;
-    const typed =
-      db.dialect === 'pg'
-        ? '(?::bigint, ?::varchar, ?::int, ?::timestamptz, ?::int, ?::text, ?::timestamptz, ?::int)'
-        : tuple;
-    const list = [typed, ...finishes.slice(1).map(() => tuple)].join(', ');
-    const sql = `WITH v(${COLUMNS}) AS (VALUES ${list})
-      UPDATE lux_jobs SET ${ASSIGN('lux_jobs', 'v')}
-      FROM v WHERE lux_jobs.id = v.id AND lux_jobs.locked_by = ? AND lux_jobs.status_sid = 'r'
-      RETURNING lux_jobs.id`;
-    const { rows } = await execute(db, sql, [...bound, now, supervisorId]);
-    return rows.map((r) => Number(r.id));
-  });
-  if (updated === undefined) return { lost: await notHeldBy(db, supervisorId, finishes) };
-  const done = new Set(updated);
-  return { lost: finishes.map((f) => f.id).filter((id) => !done.has(id)) };
-}
-
-/** Which of the batch this supervisor no longer holds (MySQL reports only a count). */
-async function notHeldBy(db: Database, supervisorId: string, finishes: Finish[]): Promise<number[]> {
-  const ids = finishes.map((f) => f.id);
-  const held = await db.knex('lux_jobs').select('id').whereIn('id', ids).where({ locked_by: supervisorId });
-  const stillHeld = new Set(held.map((r: { id: number }) => Number(r.id)));
-  return ids.filter((id) => !stillHeld.has(id));
+  const lost = await retryConflicts(() =>
+    db.dialect === 'mysql'
+      ? transaction(db, (exec) => writeFinishes('mysql', exec, supervisorId, finishes, now))
+      : writeFinishes(db.dialect, (sql, params) => execute(db, sql, params), supervisorId, finishes, now),
+  );
+  return { lost };
 }

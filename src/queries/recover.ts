@@ -51,3 +51,34 @@ export async function takeOverExpired(
     .update({ locked_by: recovererId, updated_at: now });
   return Number(changed) === 1;
 }
+
+/** Rows this supervisor holds as running, with when they were claimed. */
+export async function findOwnRunning(
+  db: Database,
+  self: string,
+): Promise<Array<{ id: number; startedAt: Date | null }>> {
+  const rows = await db
+    .knex(JOBS_TABLE)
+    .select('id', 'started_at')
+    .where({ status_sid: 'r', locked_by: self });
+  return rows.map((r: Record<string, unknown>) => ({ id: Number(r.id), startedAt: toDate(r.started_at) }));
+}
+
+/**
+ * Hands rows back to the queue untouched (retry_count unchanged): they were
+ * claimed by this supervisor but never reached a worker, because the claim
+ * committed while its reply was lost to a cut connection.
+ */
+export async function putBackOrphans(db: Database, self: string, ids: number[], now: Date): Promise<number> {
+  if (ids.length === 0) return 0;
+  return Number(
+    await db.knex(JOBS_TABLE).whereIn('id', ids).where({ status_sid: 'r', locked_by: self }).update({
+      status_sid: 's',
+      queued: 1,
+      run_at: now,
+      locked_by: null,
+      lease_until: null,
+      updated_at: now,
+    }),
+  );
+}

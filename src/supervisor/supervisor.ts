@@ -12,7 +12,7 @@ import { prepareJob } from '../prepare';
 import { claimJobs } from '../queries/claim';
 import { insertJob } from '../queries/enqueue';
 import { pruneFinished } from '../queries/prune';
-import { findExpiredJobs, takeOverExpired } from '../queries/recover';
+import { findExpiredJobs, findOwnRunning, putBackOrphans, takeOverExpired } from '../queries/recover';
 import { initRecurring } from '../queries/recurring';
 import type { ClaimedJob } from '../queries/row';
 import {
@@ -61,6 +61,9 @@ export class Supervisor {
   private markStopped: () => void = () => undefined;
   private lastPrune = 0;
   private readonly stats = { claims: 0, claimed: 0 };
+  /** Jobs on this supervisor's workers right now, by id. */
+  private readonly active = new Set<number>();
+  private claiming = false;
 
   constructor(options: SupervisorOptions) {
     this.config = options.config;
@@ -80,10 +83,15 @@ export class Supervisor {
             `database unavailable: ${detail}; workers keep running, results are kept until it is back`,
           ),
     );
-    this.completions = new Completions(this.db, this.id, this.health, (ids) =>
-      this.logger.warn(
-        `results for jobs ${ids.join(', ')} were not recorded: another supervisor recovered them after this one's lease expired`,
-      ),
+    this.completions = new Completions(
+      this.db,
+      this.id,
+      this.health,
+      (ids) =>
+        this.logger.warn(
+          `results for jobs ${ids.join(', ')} were not recorded: another supervisor recovered them after this one's lease expired`,
+        ),
+      () => this.backlog && !this.stopping && !this.health.isDown,
     );
     this.pool = new WorkerPool(
       {
@@ -91,6 +99,7 @@ export class Supervisor {
         catalogueFile: this.config.jobsFile,
         recycleAfterJobs: this.config.recycleAfterJobs,
         recycleRssMb: this.config.recycleRssMb,
+        workerNice: this.config.workerNice,
       },
       {
         log: (level, message, meta) => this.logger.log(level, message, meta),
@@ -202,22 +211,33 @@ export class Supervisor {
     await this.shutdown();
   }
 
+  /** Claims up to `limit` rows, writing the results waiting to be recorded in the same commit. */
   private async claim(limit: number): Promise<ClaimedJob[]> {
     const now = new Date();
+    const finishes = this.completions.take();
+    this.claiming = true;
     try {
-      const jobs = await claimJobs(this.db, {
-        supervisorId: this.id,
-        limit,
-        now,
-        leaseUntil: new Date(now.getTime() + this.config.leaseDuration * 1000),
-      });
+      const { jobs, lost } = await claimJobs(
+        this.db,
+        {
+          supervisorId: this.id,
+          limit,
+          now,
+          leaseUntil: new Date(now.getTime() + this.config.leaseDuration * 1000),
+        },
+        finishes,
+      );
       this.health.succeeded();
+      this.completions.written(finishes, lost);
       this.stats.claims++;
       this.stats.claimed += jobs.length;
       return jobs;
     } catch (err) {
+      this.completions.giveBack(finishes);
       this.health.failed(explainDatabaseError(err, this.db));
       return [];
+    } finally {
+      this.claiming = false;
     }
   }
 
@@ -227,6 +247,7 @@ export class Supervisor {
     if (def?.schedule) job.schedule = formatSchedule(def.schedule);
     const timeoutSeconds = def?.timeoutSeconds ?? this.config.defaultTimeout;
     const attempt = job.retryCount + 1;
+    this.active.add(job.id);
     const meta = { job: job.name, jobId: job.id };
     this.logger.info(`started (attempt ${attempt})`, meta);
     this.pool
@@ -240,6 +261,7 @@ export class Supervisor {
   }
 
   private finish(job: ClaimedJob, def: ResolvedJob | undefined, outcome: Outcome): void {
+    this.active.delete(job.id);
     const now = new Date();
     const { startedAt } = job;
     const policy = {
@@ -324,6 +346,7 @@ export class Supervisor {
       if (Date.now() - this.health.healthySince >= this.config.leaseDuration * 1000) {
         await this.recoverExpired();
       }
+      await this.putBackOrphans(now);
       await pruneSupervisors(this.db, new Date(now.getTime() - 3 * this.config.leaseDuration * 1000));
       await this.pruneHistory(now);
     } catch (err) {
@@ -352,6 +375,27 @@ export class Supervisor {
       this.finish(job, def, outcome);
     }
     if (expired.length > 0) this.waker.wake();
+  }
+
+  /**
+   * A claim can commit while its reply is lost (the connection cut at that
+   * moment): its rows are then ours in the database but on none of our workers,
+   * and no one else would recover them while we heartbeat. Hand them back.
+   * Rows claimed moments ago may belong to a claim whose reply is on its way.
+   */
+  private async putBackOrphans(now: Date): Promise<void> {
+    if (this.claiming) return;
+    const settled = now.getTime() - Math.max(5000, 2 * this.config.heartbeatInterval * 1000);
+    const orphans = (await findOwnRunning(this.db, this.id))
+      .filter((row) => !this.active.has(row.id) && (row.startedAt?.getTime() ?? 0) < settled)
+      .map((row) => row.id);
+    if (orphans.length === 0 || this.claiming) return;
+    const back = await putBackOrphans(this.db, this.id, orphans, now);
+    if (back > 0)
+      this.logger.warn(
+        `put back ${back} jobs claimed while the database connection failed: ${orphans.join(', ')}`,
+      );
+    this.waker.wake();
   }
 
   private async pruneHistory(now: Date): Promise<void> {
