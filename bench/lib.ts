@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { createLuxJob, type Database, type LuxJob, openDatabase } from '../dist/index.js';
 import { createDatabase, type Kind } from '../test/helpers/databases';
+import { childPids, isWorker } from '../test/helpers/supervisor';
 
 export type { Kind };
 
@@ -311,31 +312,9 @@ export async function withSupervisor<T>(
 
 // ---------------------------------------------------------------- /proc
 
-/** Direct children of `pid`. */
-export function childPids(pid: number): number[] {
-  const pids: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) pids.push(Number(entry));
-    } catch {
-      // the process went away while we looked
-    }
-  }
-  return pids;
-}
-
 /** The supervisor's LuxJob workers (not, say, a helper process). */
 export function workerPids(supervisorPid: number): number[] {
-  return childPids(supervisorPid).filter((pid) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('worker.js');
-    } catch {
-      return false;
-    }
-  });
+  return childPids(supervisorPid).filter(isWorker);
 }
 
 /** VmRSS of a process in MB (MiB), or undefined when it is gone. */

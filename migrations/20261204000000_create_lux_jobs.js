@@ -23,7 +23,7 @@ exports.up = async function up(knex) {
     t.string('unique_key', 191).nullable().unique('lux_jobs_unique_key');
     // Recurring rows: 'every <seconds>' or 'cron <expr>' (plus ' tz <zone>').
     t.string('schedule', 255).nullable();
-    t.string('locked_by', 64).nullable();
+    t.string('locked_by', 191).nullable();
     t.datetime('lease_until', { precision: 3 }).nullable();
     t.datetime('created_at', { precision: 3 }).notNullable();
     t.datetime('updated_at', { precision: 3 }).notNullable();
@@ -62,7 +62,7 @@ exports.up = async function up(knex) {
   }
 
   await knex.schema.createTable('lux_supervisors', (t) => {
-    t.string('id', 64).primary();
+    t.string('id', 191).primary();
     t.string('host', 255).notNullable();
     t.integer('pid').notNullable();
     t.integer('workers').notNullable();

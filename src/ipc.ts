@@ -33,6 +33,8 @@ export type FromWorker =
       kind: 'error' | 'unknown-job' | 'bad-opts';
       error: ErrorData;
       rss: number;
+      /** The worker exits right after (an error escaped the handler): do not give it another job. */
+      fatal?: true;
     }
   | { type: 'log'; jobId: number; level: LogLevel; message: string; meta?: Record<string, unknown> }
   /** `ctx.add()` from a handler: the supervisor owns the database connection. */

@@ -115,7 +115,9 @@ export function checkAddOptions(options: AddOptions): void {
 }
 
 /** Cuts text to `max` bytes of UTF-8, marking the cut, so a runaway response stays bounded. */
-export function bound(text: string, max = MAX_RESPONSE_BYTES): string {
+export function bound(input: string, max = MAX_RESPONSE_BYTES): string {
+  // PostgreSQL text cannot hold NUL; a result must not be refused for one.
+  const text = input.includes('\u0000') ? input.replaceAll('\u0000', '\uFFFD') : input;
   if (Buffer.byteLength(text) <= max) return text;
   const note = `… [truncated: ${Buffer.byteLength(text)} bytes, kept ${max}]`;
   const kept = Buffer.from(text)

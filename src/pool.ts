@@ -225,7 +225,13 @@ export class WorkerPool {
         this.settle(slot, msg.jobId, { type: 'success', response: msg.response }, msg.rss);
         break;
       case 'failed':
-        this.settle(slot, msg.jobId, { type: 'failure', kind: msg.kind, error: msg.error }, msg.rss);
+        this.settle(
+          slot,
+          msg.jobId,
+          { type: 'failure', kind: msg.kind, error: msg.error },
+          msg.rss,
+          msg.fatal === true,
+        );
         break;
       case 'log':
         this.hooks.log(msg.level, msg.message, {
@@ -248,14 +254,18 @@ export class WorkerPool {
     }
   }
 
-  private settle(slot: Slot, jobId: number, outcome: Outcome, rss: number): void {
+  private settle(slot: Slot, jobId: number, outcome: Outcome, rss: number, dying = false): void {
     const job = slot.job;
     if (!job || job.request.jobId !== jobId) return;
     clearTimeout(job.timer);
     slot.job = undefined;
     slot.jobsRun++;
     job.settle(outcome);
-    if (this.shouldRecycle(slot, rss)) {
+    if (dying) {
+      // It is exiting on its own; its exit forks the replacement.
+      slot.state = 'retiring';
+      this.replace();
+    } else if (this.shouldRecycle(slot, rss)) {
       slot.state = 'retiring';
       this.send(slot, { type: 'exit' });
       this.replace();

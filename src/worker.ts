@@ -118,7 +118,14 @@ async function main(): Promise<void> {
   // running job with that error; the process then leaves, as its state is unknown.
   const fatal = async (err: unknown) => {
     if (current) {
-      await send({ type: 'failed', jobId: current.jobId, kind: 'error', error: errorToData(err), rss: 0 });
+      await send({
+        type: 'failed',
+        jobId: current.jobId,
+        kind: 'error',
+        error: errorToData(err),
+        rss: 0,
+        fatal: true,
+      });
     }
     process.exit(70);
   };

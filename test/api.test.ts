@@ -160,6 +160,7 @@ eachDatabase(t, 'keys', async (t, db) => {
     'test',
     claimed.map((job) => ({
       id: job.id,
+      startedAt: job.startedAt,
       update: transition(job, { type: 'success', response: 'ok' }, { startedAt: now, now, policy }),
     })),
   );
@@ -194,6 +195,23 @@ eachDatabase(t, 'claim order', async (t, db) => {
   t.equal(row?.status, 'r');
   t.equal(row?.lockedBy, 'a');
   t.equal(row?.leaseUntil?.getTime(), lease.getTime());
+
+  // A result belongs to one claim: once the row was claimed again, an old run's result is not written.
+  const policy = { maxRetries: 7, retryBaseWait: 60 };
+  const stale = a[1]!;
+  await lux.db
+    .knex('lux_jobs')
+    .where({ id: stale.id })
+    .update({ started_at: new Date(now.getTime() + 5000) });
+  const done = (job: typeof stale) => ({
+    id: job.id,
+    startedAt: job.startedAt,
+    update: transition(job, { type: 'success', response: 'ok' }, { startedAt: now, now, policy }),
+  });
+  const { lost } = await finishJobs(database, 'a', [done(a[0]!), done(stale)]);
+  t.same(lost, [stale.id], 'the stale result is reported, not written');
+  t.equal((await lux.get(stale.id))?.status, 'r');
+  t.equal((await lux.get(a[0]!.id))?.status, 'd');
 });
 
 eachDatabase(t, 'init', async (t, db) => {

@@ -70,6 +70,23 @@ eachDatabase(t, 'bad rows', async (t, db) => {
   );
   t.pass('the flood is cut to 200 lines a second in the log, with a count of what was dropped');
 
+  // A NUL character, which PostgreSQL text cannot hold, is replaced rather than refused.
+  const nul = await lux.add('nul', {});
+  const n = await waitFor(() => ended(nul.id), 15_000, 'nul');
+  t.equal(n.status, 'd');
+  t.equal(n.response, 'before\uFFFDafter');
+
+  // An error escaping the handler fails the job with that error; the dying worker gets no other job.
+  const stray = await lux.add('stray', {});
+  const s = await waitFor(() => ended(stray.id), 15_000, 'stray');
+  t.equal(s.status, 'f');
+  t.match(JSON.parse(s.response!), { kind: 'error', message: 'stray error from a timer' });
+  const next = await Promise.all([1, 2, 3].map((i) => lux.add('value', { n: i })));
+  for (const { id } of next) {
+    const job = await waitFor(() => ended(id), 15_000, 'a job after the stray error');
+    t.equal(job.status, 'd', 'no job is sent to the dying worker');
+  }
+
   // And it keeps serving.
   const after = await lux.add('value', { n: 5 });
   t.equal(

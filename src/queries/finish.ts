@@ -5,6 +5,8 @@ import { execute, type Result, transaction } from './statements';
 
 export interface Finish {
   id: number;
+  /** The claim this result belongs to: a row claimed again since is not overwritten. */
+  startedAt: Date;
   update: RowUpdate;
 }
 
@@ -20,6 +22,7 @@ function values(f: Finish): unknown[] {
     u.response ?? null, // NULL keeps the previous response (a put-back has none)
     u.finished_at ?? null,
     u.unique_key === null ? 1 : 0, // 1 releases the dedup key
+    f.startedAt,
   ];
 }
 
@@ -32,8 +35,19 @@ const COLUMNS = [
   'response',
   'finished_at',
   'release_key',
+  'started_at',
 ];
-const PG_TYPES = ['bigint', 'varchar', 'int', 'timestamptz', 'int', 'text', 'timestamptz', 'int'];
+const PG_TYPES = [
+  'bigint',
+  'varchar',
+  'int',
+  'timestamptz',
+  'int',
+  'text',
+  'timestamptz',
+  'int',
+  'timestamptz',
+];
 
 /** SET clause copying a batch row `v` onto `j`; only `updated_at` is bound. */
 function assignments(j: string, v: string, prefix = ''): string {
@@ -63,7 +77,8 @@ export function finishCte(dialect: Dialect, finishes: Finish[], now: Date, super
   return {
     values: `v(${COLUMNS.join(', ')}) AS (VALUES ${list})`,
     update: `UPDATE lux_jobs SET ${assignments('lux_jobs', 'v')}
-      FROM v WHERE lux_jobs.id = v.id AND lux_jobs.locked_by = ? AND lux_jobs.status_sid = 'r'
+      FROM v WHERE lux_jobs.id = v.id AND lux_jobs.started_at = v.started_at
+        AND lux_jobs.locked_by = ? AND lux_jobs.status_sid = 'r'
       RETURNING lux_jobs.id`,
     params: [...finishes.flatMap(values), now, supervisorId],
   };
@@ -93,8 +108,9 @@ export function mysqlFinish(finishes: Finish[], now: Date, supervisorId: string)
   const ids = finishes.map((f) => f.id);
   return {
     sql: `UPDATE lux_jobs SET ${sets.join(', ')}, updated_at = ?, locked_by = NULL, lease_until = NULL
-      WHERE id IN (${ids.map(() => '?').join(', ')}) AND locked_by = ? AND status_sid = 'r'`,
-    params: [...[1, 2, 3, 4, 5, 6, 7].flatMap(pairs), now, ...ids, supervisorId],
+      WHERE id IN (${ids.map(() => '?').join(', ')}) AND started_at = CASE id ${when} END
+        AND locked_by = ? AND status_sid = 'r'`,
+    params: [...[1, 2, 3, 4, 5, 6, 7].flatMap(pairs), now, ...ids, ...pairs(8), supervisorId],
   };
 }
 
@@ -117,13 +133,13 @@ export async function writeFinishes(
     const { sql, params } = mysqlFinish(finishes, now, supervisorId);
     const { affected } = await exec(sql, params);
     if (affected === finishes.length) return [];
+    // affectedRows is only a count: the rows written are those now free and stamped with this write.
     const ids = finishes.map((f) => f.id);
-    const held = await exec(
-      `SELECT id FROM lux_jobs WHERE locked_by = ? AND id IN (${ids.map(() => '?').join(', ')})`,
-      [supervisorId, ...ids],
+    const written = await exec(
+      `SELECT id FROM lux_jobs WHERE id IN (${ids.map(() => '?').join(', ')}) AND locked_by IS NULL AND updated_at = ?`,
+      [...ids, now],
     );
-    const stillHeld = new Set(held.rows.map((r) => Number(r.id)));
-    return ids.filter((id) => !stillHeld.has(id));
+    return lostFrom(finishes, written.rows);
   }
   const cte = finishCte(dialect, finishes, now, supervisorId);
   const { rows } = await exec(`WITH ${cte.values} ${cte.update}`, cte.params);

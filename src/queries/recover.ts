@@ -43,12 +43,14 @@ export async function takeOverExpired(
   job: ExpiredJob,
   recovererId: string,
   now: Date,
+  leaseUntil: Date,
 ): Promise<boolean> {
   const changed = await db
     .knex(JOBS_TABLE)
     .where({ id: job.id, status_sid: 'r', locked_by: job.lockedBy })
     .where('lease_until', '<', now)
-    .update({ locked_by: recovererId, updated_at: now });
+    // A fresh lease, or a third supervisor could take it over again before our failure is written.
+    .update({ locked_by: recovererId, lease_until: leaseUntil, updated_at: now });
   return Number(changed) === 1;
 }
 

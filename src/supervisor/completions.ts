@@ -1,6 +1,21 @@
 import type { Database } from '../db';
+import { isTransientError } from '../db';
+import { bound } from '../payload';
 import { type Finish, finishJobs } from '../queries/finish';
 import type { DatabaseHealth } from './health';
+
+export interface CompletionsOptions {
+  db: Database;
+  supervisorId: string;
+  health: DatabaseHealth;
+  /** Results that were not ours to write any more (the lease was lost meanwhile). */
+  onLost(ids: number[]): void;
+  /** Results that are settled: written, lost, or given up on. */
+  onSettled(ids: number[]): void;
+  /** True while a claim is expected soon (a backlog), which will carry pending results. */
+  claimComing(): boolean;
+  log(level: 'warn' | 'error', message: string): void;
+}
 
 /** How long a result may wait for the next claim to carry it before it is written on its own. */
 const CARRY_WAIT_MS = 20;
@@ -18,15 +33,9 @@ export class Completions {
   private idleWaiters: Array<() => void> = [];
   readonly stats = { batches: 0, written: 0 };
 
-  constructor(
-    private readonly db: Database,
-    private readonly supervisorId: string,
-    private readonly health: DatabaseHealth,
-    private readonly onLost: (ids: number[]) => void,
-    /** True while a claim is expected soon (a backlog), which will carry pending results. */
-    private readonly claimComing: () => boolean,
-    private readonly batchSize = 200,
-  ) {}
+  private readonly batchSize = 200;
+
+  constructor(private readonly o: CompletionsOptions) {}
 
   get size(): number {
     return this.pending.length;
@@ -34,7 +43,7 @@ export class Completions {
 
   record(finish: Finish): void {
     this.pending.push(finish);
-    if (!this.claimComing()) {
+    if (!this.o.claimComing()) {
       this.kick();
       return;
     }
@@ -56,7 +65,8 @@ export class Completions {
     if (batch.length === 0) return;
     this.stats.batches++;
     this.stats.written += batch.length;
-    if (lost.length > 0) this.onLost(lost);
+    if (lost.length > 0) this.o.onLost(lost);
+    this.o.onSettled(batch.map((f) => f.id));
     this.wakeWaiters();
   }
 
@@ -88,7 +98,7 @@ export class Completions {
     this.flushing = this.flushAll().finally(() => {
       this.flushing = undefined;
       this.wakeWaiters();
-      if (this.pending.length > 0 && !this.health.isDown) this.kick();
+      if (this.pending.length > 0 && !this.o.health.isDown) this.kick();
     });
   }
 
@@ -98,18 +108,60 @@ export class Completions {
 
   private async flushAll(): Promise<void> {
     while (this.pending.length > 0) {
-      if (!this.health.canTry()) return this.retryLater();
+      if (!this.o.health.canTry()) return this.retryLater();
       const batch = this.pending.splice(0, this.batchSize);
       try {
-        const { lost } = await finishJobs(this.db, this.supervisorId, batch);
-        this.health.succeeded();
-        this.written(batch, lost);
+        await this.write(batch);
       } catch (err) {
+        if (!isTransientError(err)) {
+          // Not the database's absence: it refused something in this batch. Find which.
+          if (await this.writeOneByOne(batch)) continue;
+          return this.retryLater();
+        }
         this.pending.unshift(...batch);
-        this.health.failed(err);
+        this.o.health.failed(err);
         return this.retryLater();
       }
     }
+  }
+
+  private async write(batch: Finish[]): Promise<void> {
+    const { lost } = await finishJobs(this.o.db, this.o.supervisorId, batch);
+    this.o.health.succeeded();
+    this.written(batch, lost);
+  }
+
+  /**
+   * Writes each result alone; one the database refuses (say, text it cannot
+   * store) is written with a response saying so, so one bad result never
+   * holds back the rest. Returns false when the database went away meanwhile.
+   */
+  private async writeOneByOne(batch: Finish[]): Promise<boolean> {
+    for (let i = 0; i < batch.length; i++) {
+      const finish = batch[i]!;
+      try {
+        await this.write([finish]);
+      } catch (err) {
+        if (isTransientError(err)) {
+          this.pending.unshift(...batch.slice(i));
+          this.o.health.failed(err);
+          return false;
+        }
+        const why = err instanceof Error ? err.message : String(err);
+        this.o.log(
+          'error',
+          `the database refused the result of job ${finish.id} (${why}); storing a note instead`,
+        );
+        const response = bound(`[result could not be stored: ${why}]`);
+        try {
+          await this.write([{ ...finish, update: { ...finish.update, response } }]);
+        } catch (again) {
+          this.o.log('error', `could not record the end of job ${finish.id}: ${(again as Error).message}`);
+          this.o.onSettled([finish.id]);
+        }
+      }
+    }
+    return true;
   }
 
   private retryLater(): void {

@@ -1,3 +1,6 @@
+import { isConnectionError } from '../db';
+import { DatabaseUnavailableError } from '../errors';
+
 /**
  * Whether the database answered lately. While it does not, the supervisor
  * stops claiming and retries with backoff; it keeps its workers and the
@@ -10,7 +13,7 @@ export class DatabaseHealth {
   /** When the database last came back after an outage; 0 when none was seen. */
   healthySince = 0;
 
-  constructor(private readonly onChange: (up: boolean, detail: string) => void) {}
+  constructor(private readonly onChange: (up: boolean, detail: string, unreachable: boolean) => void) {}
 
   get isDown(): boolean {
     return this.down;
@@ -27,7 +30,12 @@ export class DatabaseHealth {
     this.retryAt = now + backoff;
     if (!this.down) {
       this.down = true;
-      this.onChange(false, `${err instanceof Error ? err.message : String(err)}; retrying with backoff`);
+      const unreachable = isConnectionError(err) || err instanceof DatabaseUnavailableError;
+      this.onChange(
+        false,
+        `${err instanceof Error ? err.message : String(err)}; retrying with backoff`,
+        unreachable,
+      );
     }
   }
 
@@ -35,7 +43,7 @@ export class DatabaseHealth {
     if (this.down) {
       this.down = false;
       this.healthySince = now;
-      this.onChange(true, `after ${this.failures} failed attempts`);
+      this.onChange(true, `after ${this.failures} failed attempts`, false);
     }
     this.failures = 0;
   }

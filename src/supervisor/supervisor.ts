@@ -3,7 +3,7 @@ import os from 'node:os';
 import type { ResolvedJob } from '../catalogue';
 import type { LuxJobConfig } from '../config';
 import { JOBS_TABLE } from '../constants';
-import { type Database, explainDatabaseError } from '../db';
+import { type Database, explainDatabaseError, isTransientError } from '../db';
 import { ConfigError } from '../errors';
 import type { Logger } from '../logger';
 import { errorToData } from '../payload';
@@ -11,6 +11,7 @@ import { WorkerPool } from '../pool';
 import { prepareJob } from '../prepare';
 import { claimJobs } from '../queries/claim';
 import { insertJob } from '../queries/enqueue';
+import type { Finish } from '../queries/finish';
 import { pruneFinished } from '../queries/prune';
 import { findExpiredJobs, findOwnRunning, putBackOrphans, takeOverExpired } from '../queries/recover';
 import { initRecurring } from '../queries/recurring';
@@ -70,29 +71,36 @@ export class Supervisor {
     this.db = options.db;
     this.catalogue = options.catalogue;
     this.logger = options.logger ?? (require('../logger') as typeof import('../logger')).silentLogger();
-    this.id = `${os.hostname()}:${process.pid}:${crypto.randomBytes(4).toString('hex')}`;
+    // Fits locked_by (191) however long the host name (Kubernetes pods, FQDNs).
+    this.id = `${os.hostname().slice(0, 150)}:${process.pid}:${crypto.randomBytes(4).toString('hex')}`;
     if (!this.config.jobsFile) {
       throw new ConfigError(
         'a supervisor needs the job catalogue module: set LUXJOB_JOBS or pass --jobs FILE',
       );
     }
-    this.health = new DatabaseHealth((up, detail) =>
-      up
-        ? this.logger.info(`database is back (${detail}); resuming`)
-        : this.logger.error(
-            `database unavailable: ${detail}; workers keep running, results are kept until it is back`,
-          ),
-    );
-    this.completions = new Completions(
-      this.db,
-      this.id,
-      this.health,
-      (ids) =>
+    this.health = new DatabaseHealth((up, detail, unreachable) => {
+      if (up) this.logger.info(`database is back (${detail}); resuming`);
+      else if (unreachable) {
+        this.logger.error(
+          `database unavailable: ${detail}; workers keep running, results are kept until it is back`,
+        );
+      } else this.logger.error(`database error: ${detail}; results are kept until they can be written`);
+    });
+    this.completions = new Completions({
+      db: this.db,
+      supervisorId: this.id,
+      health: this.health,
+      onLost: (ids) =>
         this.logger.warn(
-          `results for jobs ${ids.join(', ')} were not recorded: another supervisor recovered them after this one's lease expired`,
+          `results for jobs ${ids.join(', ')} were not recorded: this supervisor no longer held those runs (its lease expired and another supervisor took them over, or an earlier write whose reply was lost had recorded them)`,
         ),
-      () => this.backlog && !this.stopping && !this.health.isDown,
-    );
+      // A result is ours to account for until it is written: only then may the orphan check look at its row.
+      onSettled: (ids) => {
+        for (const id of ids) this.active.delete(id);
+      },
+      claimComing: () => this.backlog && !this.stopping && !this.health.isDown,
+      log: (level, message) => this.logger.log(level, message),
+    });
     this.pool = new WorkerPool(
       {
         size: this.config.workers,
@@ -143,15 +151,7 @@ export class Supervisor {
       this.logger.info(`  job ${job.name}: ${describeSchedule(job.schedule)}, timeout ${timeout}s`);
     }
     await this.pool.start();
-    await registerSupervisor(this.db, {
-      id: this.id,
-      host: os.hostname(),
-      pid: process.pid,
-      workers: this.config.workers,
-      version: VERSION,
-      startedAt: now,
-      heartbeatAt: now,
-    });
+    await this.register(now);
     const report = await initRecurring(this.db, this.catalogue.values());
     if (report.created.length) this.logger.info(`recurring rows created: ${report.created.join(', ')}`);
     if (report.rescheduled.length)
@@ -161,6 +161,19 @@ export class Supervisor {
     await this.wakeups?.start();
     this.logger.info(`supervisor ${this.id} running`);
     void this.loop();
+  }
+
+  /** Puts this supervisor in the registry (at start, and again if it was presumed dead). */
+  private register(now: Date): Promise<void> {
+    return registerSupervisor(this.db, {
+      id: this.id,
+      host: os.hostname(),
+      pid: process.pid,
+      workers: this.config.workers,
+      version: VERSION,
+      startedAt: now,
+      heartbeatAt: now,
+    });
   }
 
   /** First call: graceful (finish running jobs within the shutdown timeout). Second: stop waiting. */
@@ -213,8 +226,16 @@ export class Supervisor {
 
   /** Claims up to `limit` rows, writing the results waiting to be recorded in the same commit. */
   private async claim(limit: number): Promise<ClaimedJob[]> {
-    const now = new Date();
     const finishes = this.completions.take();
+    const jobs = await this.claimCarrying(limit, finishes);
+    // A result the database refuses must not block claiming: claim alone, and let the
+    // completions queue find and write around the bad result.
+    if (jobs === 'refused') return (await this.claimCarrying(limit, [])) as ClaimedJob[];
+    return jobs;
+  }
+
+  private async claimCarrying(limit: number, finishes: Finish[]): Promise<ClaimedJob[] | 'refused'> {
+    const now = new Date();
     this.claiming = true;
     try {
       const { jobs, lost } = await claimJobs(
@@ -234,6 +255,7 @@ export class Supervisor {
       return jobs;
     } catch (err) {
       this.completions.giveBack(finishes);
+      if (finishes.length > 0 && !isTransientError(err)) return 'refused';
       this.health.failed(explainDatabaseError(err, this.db));
       return [];
     } finally {
@@ -261,7 +283,6 @@ export class Supervisor {
   }
 
   private finish(job: ClaimedJob, def: ResolvedJob | undefined, outcome: Outcome): void {
-    this.active.delete(job.id);
     const now = new Date();
     const { startedAt } = job;
     const policy = {
@@ -281,7 +302,7 @@ export class Supervisor {
       );
     }
     this.logOutcome(job, outcome, update, now.getTime() - startedAt.getTime(), policy.maxRetries);
-    this.completions.record({ id: job.id, update });
+    this.completions.record({ id: job.id, startedAt: job.startedAt, update });
   }
 
   private logOutcome(
@@ -331,15 +352,7 @@ export class Supervisor {
       );
       if (!known) {
         this.logger.warn('this supervisor had been presumed dead and pruned; registering again');
-        await registerSupervisor(this.db, {
-          id: this.id,
-          host: os.hostname(),
-          pid: process.pid,
-          workers: this.config.workers,
-          version: VERSION,
-          startedAt: now,
-          heartbeatAt: now,
-        });
+        await this.register(now);
       }
       this.health.succeeded();
       // After an outage every lease looks expired; give the others one lease to heartbeat before judging them dead.
@@ -359,7 +372,9 @@ export class Supervisor {
     const now = new Date();
     const expired = await findExpiredJobs(this.db, now, this.id);
     for (const job of expired) {
-      if (!(await takeOverExpired(this.db, job, this.id, now))) continue;
+      const leaseUntil = new Date(now.getTime() + this.config.leaseDuration * 1000);
+      if (!(await takeOverExpired(this.db, job, this.id, now, leaseUntil))) continue;
+      this.active.add(job.id);
       const def = this.catalogue.get(job.name);
       if (def?.schedule) job.schedule = formatSchedule(def.schedule);
       const [host, pid] = job.lockedBy.split(':');

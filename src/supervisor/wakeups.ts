@@ -28,6 +28,7 @@ export class PgNotifyListener implements WakeSource {
   ) {}
 
   async start(): Promise<void> {
+    if (this.stopped) return;
     const { Client: PgClient } = require('pg') as typeof import('pg');
     const { config } = knexConfigFromUrl(this.url);
     const client = new PgClient(config.connection as import('pg').ClientConfig);
@@ -36,6 +37,10 @@ export class PgNotifyListener implements WakeSource {
     client.on('error', (err) => this.reconnect(err));
     try {
       await client.connect();
+      if (this.stopped) {
+        await client.end();
+        return;
+      }
       if (this.db.schema) await client.query(`SET search_path TO ${client.escapeIdentifier(this.db.schema)}`);
       const { rows } = await client.query('SELECT current_schema() AS schema');
       await client.query(`LISTEN ${client.escapeIdentifier(`luxjob:${rows[0].schema}`)}`);
