@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { client, eachDatabase, waitFor } from './helpers/databases';
+import { client, eachDatabase, waitFor, waitForDone } from './helpers/databases';
 import { ready, startSupervisor } from './helpers/supervisor';
 
 eachDatabase(t, 'ctx and logs', async (t, db) => {
@@ -11,35 +11,14 @@ eachDatabase(t, 'ctx and logs', async (t, db) => {
   await ready(sup);
 
   const parent = await lux.add('spawns', { n: 41 });
-  const done = await waitFor(
-    async () => {
-      const row = await lux.get(parent.id);
-      return row?.status === 'd' ? row : undefined;
-    },
-    15_000,
-    'parent',
-  );
+  const done = await waitForDone(lux, parent.id, 15_000, 'parent');
   const childId = JSON.parse(done.response!).child as number;
-  const child = await waitFor(
-    async () => {
-      const row = await lux.get(childId);
-      return row?.status === 'd' ? row : undefined;
-    },
-    15_000,
-    'child',
-  );
+  const child = await waitForDone(lux, childId, 15_000, 'child');
   t.equal(child.name, 'value');
   t.same(JSON.parse(child.response!), { ok: true, n: 42 }, 'the enqueued job ran with its opts');
 
   const refused = await lux.add('spawns_bad', {});
-  const refusedRow = await waitFor(
-    async () => {
-      const row = await lux.get(refused.id);
-      return row?.status === 'd' ? row : undefined;
-    },
-    15_000,
-    'spawns_bad',
-  );
+  const refusedRow = await waitForDone(lux, refused.id, 15_000, 'spawns_bad');
   t.match(
     refusedRow.response,
     /^refused: unknown job "no_such_job": the catalogue defines/,

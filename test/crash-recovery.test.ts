@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { client, eachDatabase, waitFor } from './helpers/databases';
+import { client, eachDatabase, waitFor, waitForDone } from './helpers/databases';
 import { isAlive, ready, startSupervisor } from './helpers/supervisor';
 
 const runsOf = (dir: string) => {
@@ -47,14 +47,7 @@ eachDatabase(t, 'sigkill with default settings', async (t, db) => {
     `all three running again ${(rerunAfter / 1000).toFixed(1)} s after the SIGKILL (lease 15 s, heartbeat 5 s)`,
   );
   for (const id of ids) {
-    const job = await waitFor(
-      async () => {
-        const row = await lux.get(id);
-        return row?.status === 'd' ? row : undefined;
-      },
-      15_000,
-      `job ${id} to finish`,
-    );
+    const job = await waitForDone(lux, id, 15_000, `job ${id} to finish`);
     t.equal(job.retryCount, 1, 'the lost run counts as a failure');
   }
   t.equal((await lux.counts()).r, 0, 'no row stays running');
@@ -71,14 +64,7 @@ eachDatabase(t, 'long job under a live supervisor', async (t, db) => {
   const b = startSupervisor(t, db, fast);
   await Promise.all([ready(a), ready(b)]);
   const { id } = await lux.add('record', { ms: 5000 });
-  const job = await waitFor(
-    async () => {
-      const row = await lux.get(id);
-      return row?.status === 'd' ? row : undefined;
-    },
-    20_000,
-    'the long job',
-  );
+  const job = await waitForDone(lux, id, 20_000, 'the long job');
   t.equal(job.retryCount, 0, 'never recovered while its supervisor heartbeats');
   t.equal(runsOf(db.dir).length, 1, 'ran once');
   t.notMatch([...a.output, ...b.output].join('\n'), /recovering/);
@@ -95,14 +81,7 @@ eachDatabase(t, 'long job under a live supervisor', async (t, db) => {
   const survivor = victim === a ? b : a;
   victim.child.kill('SIGKILL');
   const killedAt = Date.now();
-  const rerun = await waitFor(
-    async () => {
-      const row = await lux.get(second.id);
-      return row?.status === 'd' ? row : undefined;
-    },
-    15_000,
-    'recovery with a 1 s lease',
-  );
+  const rerun = await waitForDone(lux, second.id, 15_000, 'recovery with a 1 s lease');
   t.equal(rerun.retryCount, 1);
   t.ok(Date.now() - killedAt < 6000, `recovered and re-run within ${Date.now() - killedAt} ms`);
   survivor.child.kill('SIGTERM');
@@ -127,14 +106,7 @@ eachDatabase(t, 'a claim whose reply was lost', async (t, db) => {
       lease_until: new Date(Date.now() + 3000),
       started_at: new Date(Date.now() - 10_000),
     });
-  const done = await waitFor(
-    async () => {
-      const row = await lux.get(id);
-      return row?.status === 'd' ? row : undefined;
-    },
-    15_000,
-    'the orphaned claim to run',
-  );
+  const done = await waitForDone(lux, id, 15_000, 'the orphaned claim to run');
   t.equal(done.retryCount, 0, 'handed back without counting a failure');
   t.same(JSON.parse(done.response!), { ok: true, n: 9 });
   t.match(

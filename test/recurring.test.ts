@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { openDatabase } from '../dist/index.js';
-import { client, eachDatabase, FIXTURES, waitFor } from './helpers/databases';
+import { client, eachDatabase, FIXTURES, waitFor, waitForDone } from './helpers/databases';
 import { ready, startSupervisor } from './helpers/supervisor';
 
 const RECURRING = path.join(FIXTURES, 'recurring.ts');
@@ -65,14 +65,7 @@ eachDatabase(t, 'recurring', async (t, db) => {
     .knex('lux_jobs')
     .where({ id: tokyo.id })
     .update({ run_at: new Date(Date.now() - 5 * 86_400_000) });
-  const caughtUp = await waitFor(
-    async () => {
-      const row = await lux.get(tokyo.id);
-      return row?.status === 'd' ? row : undefined;
-    },
-    15_000,
-    'tokyo catch-up',
-  );
+  const caughtUp = await waitForDone(lux, tokyo.id, 15_000, 'tokyo catch-up');
   await new Promise((r) => setTimeout(r, 500));
   t.equal(runs(db.dir, 'tokyo_nine').length, 1, 'five missed days give one catch-up run, not five');
   t.equal(jst.format(caughtUp.runAt!), '09:00');

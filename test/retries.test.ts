@@ -2,7 +2,7 @@
 // Instead of waiting 43 minutes, the test moves run_at back after each failure.
 import t from 'tap';
 import { openDatabase } from '../dist/index.js';
-import { client, eachDatabase, waitFor } from './helpers/databases';
+import { client, eachDatabase, waitFor, waitForDone } from './helpers/databases';
 import { ready, startSupervisor } from './helpers/supervisor';
 
 eachDatabase(t, 'retries', async (t, db) => {
@@ -53,14 +53,7 @@ eachDatabase(t, 'retries', async (t, db) => {
     .knex('lux_jobs')
     .where({ id: attempt.id })
     .update({ run_at: new Date(Date.now() - 1) });
-  const done = await waitFor(
-    async () => {
-      const row = await lux.get(attempt.id);
-      return row?.status === 'd' ? row : undefined;
-    },
-    15_000,
-    'second attempt',
-  );
+  const done = await waitForDone(lux, attempt.id, 15_000, 'second attempt');
   t.equal(done.response, 'succeeded on attempt 2');
   t.equal(done.retryCount, 1, 'retry_count keeps how many retries it took');
 

@@ -34,6 +34,18 @@ function uniqueName(label: string): string {
     .slice(0, 30)}_${crypto.randomBytes(3).toString('hex')}`;
 }
 
+function mysqlAdmin(base: URL) {
+  return knexFactory({
+    client: 'mysql2',
+    connection: {
+      host: base.hostname,
+      port: Number(base.port || 3306),
+      user: decodeURIComponent(base.username),
+      password: decodeURIComponent(base.password),
+    },
+  });
+}
+
 export async function createDatabase(
   kind: Kind,
   label: string,
@@ -50,15 +62,7 @@ export async function createDatabase(
   }
   if (kind === 'mysql') {
     const base = new URL(process.env.LUXJOB_TEST_MYSQL_URL!);
-    const admin = knexFactory({
-      client: 'mysql2',
-      connection: {
-        host: base.hostname,
-        port: Number(base.port || 3306),
-        user: decodeURIComponent(base.username),
-        password: decodeURIComponent(base.password),
-      },
-    });
+    const admin = mysqlAdmin(base);
     await admin.raw(`CREATE DATABASE \`${name}\``);
     await admin.destroy();
     const url = new URL(base.toString());
@@ -68,15 +72,7 @@ export async function createDatabase(
       url: url.toString(),
       dir,
       drop: async () => {
-        const again = knexFactory({
-          client: 'mysql2',
-          connection: {
-            host: base.hostname,
-            port: Number(base.port || 3306),
-            user: decodeURIComponent(base.username),
-            password: decodeURIComponent(base.password),
-          },
-        });
+        const again = mysqlAdmin(base);
         await again.raw(`DROP DATABASE IF EXISTS \`${name}\``);
         await again.destroy();
         fs.rmSync(dir, { recursive: true, force: true });
@@ -134,6 +130,18 @@ export function client(t: Test, db: TestDatabase, jobs = JOBS_FIXTURE): LuxJob {
   const c = createLuxJob({ jobs, database: db.url });
   t.teardown(() => c.close());
   return c;
+}
+
+/** Waits until job `id` is done (status d) and returns its row. */
+export function waitForDone(lux: LuxJob, id: number, ms = 15_000, what = `job ${id} to be done`) {
+  return waitFor(
+    async () => {
+      const row = await lux.get(id);
+      return row?.status === 'd' ? row : undefined;
+    },
+    ms,
+    what,
+  );
 }
 
 /** Polls `check` until it returns a truthy value or `ms` pass. */
