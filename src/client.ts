@@ -10,6 +10,7 @@ import { insertJob, insertJobs } from './queries/enqueue';
 import { countByStatus, getJob, type ListFilter, listJobs } from './queries/read';
 import { type InitReport, initRecurring } from './queries/recurring';
 import type { JobRecord } from './queries/row';
+import { listSupervisors, type SupervisorRecord } from './queries/supervisors';
 import { startSupervisor } from './supervisor/supervisor';
 
 export interface LuxJobOptions<C extends Catalogue> {
@@ -99,6 +100,11 @@ export class LuxJob<C extends Catalogue = Catalogue> {
 
   counts(): Promise<Record<StatusSid, number>> {
     return this.guard(() => countByStatus(this.db));
+  }
+
+  /** The supervisors registered now (host, pid, workers, version, last heartbeat). */
+  supervisors(): Promise<SupervisorRecord[]> {
+    return this.guard(() => listSupervisors(this.db));
   }
 
   /**

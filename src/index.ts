@@ -37,6 +37,7 @@ export type { AddOptions, AddResult } from './payload';
 export type { ListFilter } from './queries/read';
 export type { InitReport } from './queries/recurring';
 export type { JobRecord } from './queries/row';
+export type { SupervisorRecord } from './queries/supervisors';
 export { retryDelaySeconds } from './schedule';
 export { runSupervisorProcess } from './supervisor';
 export { Supervisor, startSupervisor } from './supervisor/supervisor';

@@ -13,6 +13,9 @@ eachDatabase(t, 'graceful shutdown', async (t, db) => {
   const aborts = await lux.add('waits_for_abort', {});
   await waitFor(async () => (await lux.counts()).r === 2 || undefined, 10_000, 'both jobs running');
   const workers = a.workerPids();
+  const registered = await lux.supervisors();
+  t.equal(registered.length, 1, 'the running supervisor is registered');
+  t.match(registered[0], { pid: a.pid, workers: 2 });
   const queued = await lux.add('noop', {}, { runAt: new Date(Date.now() + 100) });
   a.child.kill('SIGTERM');
   t.equal(await a.exited, 0, 'exits 0');
@@ -32,6 +35,7 @@ eachDatabase(t, 'graceful shutdown', async (t, db) => {
     workers.every((pid) => !isAlive(pid)),
     'its workers are gone',
   );
+  t.same(await lux.supervisors(), [], 'and it deregistered');
 
   // A job longer than the shutdown timeout is killed and put back, without counting a failure.
   const b = startSupervisor(t, db, { LUXJOB_SHUTDOWN_TIMEOUT: '1' });
