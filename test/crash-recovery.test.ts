@@ -1,33 +1,25 @@
-// A SIGKILLed supervisor loses nothing: its jobs run again on another supervisor,
-// its workers go away, and a long job under a live supervisor is never taken from it.
-import fs from 'node:fs';
-import path from 'node:path';
 import t from 'tap';
-import { client, eachDatabase, waitFor, waitForDone } from './helpers/databases';
+import { client, eachDatabase, readRunLog, waitFor, waitForDone } from './helpers/databases';
 import { isAlive, ready, startSupervisor } from './helpers/supervisor';
 
-const runsOf = (dir: string) => {
-  const file = path.join(dir, 'runs.log');
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
-    .map((line) => line.split(' ').map(Number) as [number, number]);
-};
+/** [jobId, start ms] per run of the `record` job. */
+const runsOf = (dir: string) => readRunLog(dir).map((fields) => fields.map(Number) as [number, number]);
 
 eachDatabase(t, 'sigkill with default settings', async (t, db) => {
   const lux = client(t, db);
   const a = startSupervisor(t, db, { LUXJOB_WORKERS: '3', LUXJOB_POLL_INTERVAL: '3' });
   await ready(a);
   const ids = [];
-  for (let i = 0; i < 3; i++) ids.push((await lux.add('record', { ms: 3000 })).id);
+  // Long enough to still be running after B has started, even on a loaded machine.
+  for (let i = 0; i < 3; i++) ids.push((await lux.add('record', { ms: 8000 })).id);
   await waitFor(async () => runsOf(db.dir).length === 3 || undefined, 15_000, 'three jobs running on A');
   const workers = a.workerPids();
   t.equal(workers.length, 3, 'A has three workers');
   // B starts now and is alive when A dies; everything else keeps its defaults.
   const b = startSupervisor(t, db, { LUXJOB_WORKERS: '3', LUXJOB_POLL_INTERVAL: '3' });
   await ready(b);
+  const running = await Promise.all(ids.map(async (id) => (await lux.get(id))?.status));
+  t.same(running, ['r', 'r', 'r'], 'all three still running on A when it is killed');
   a.child.kill('SIGKILL');
   const killedAt = Date.now();
   await a.exited;
@@ -35,7 +27,15 @@ eachDatabase(t, 'sigkill with default settings', async (t, db) => {
   await waitFor(async () => workers.every((pid) => !isAlive(pid)) || undefined, 5000, "A's workers to exit");
   t.pass(`A's workers exited ${Date.now() - killedAt} ms after A was killed`);
 
-  await waitFor(async () => runsOf(db.dir).length === 6 || undefined, 40_000, 'the jobs to run again');
+  await waitFor(async () => runsOf(db.dir).length === 6 || undefined, 40_000, 'the jobs to run again').catch(
+    async (err) => {
+      console.error(
+        JSON.stringify({ runs: runsOf(db.dir), killedAt, rows: await lux.list() }),
+        b.output.slice(-25).join('\n'),
+      );
+      throw err;
+    },
+  );
   const rerunAfter =
     Math.max(
       ...runsOf(db.dir)
@@ -47,7 +47,7 @@ eachDatabase(t, 'sigkill with default settings', async (t, db) => {
     `all three running again ${(rerunAfter / 1000).toFixed(1)} s after the SIGKILL (lease 15 s, heartbeat 5 s)`,
   );
   for (const id of ids) {
-    const job = await waitForDone(lux, id, 15_000, `job ${id} to finish`);
+    const job = await waitForDone(lux, id, 30_000, `job ${id} to finish`);
     t.equal(job.retryCount, 1, 'the lost run counts as a failure');
   }
   t.equal((await lux.counts()).r, 0, 'no row stays running');

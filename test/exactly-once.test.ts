@@ -1,8 +1,5 @@
-// Three supervisors on one database run 1,000 one-off jobs, each exactly once.
-import fs from 'node:fs';
-import path from 'node:path';
 import t from 'tap';
-import { client, eachDatabase, waitFor } from './helpers/databases';
+import { client, eachDatabase, readRunLog, waitFor } from './helpers/databases';
 import { ready, startSupervisor } from './helpers/supervisor';
 
 eachDatabase(t, 'exactly once', async (t, db) => {
@@ -15,8 +12,7 @@ eachDatabase(t, 'exactly once', async (t, db) => {
   await waitFor(async () => (await lux.counts()).d === count || undefined, 120_000, 'all jobs done');
   const seconds = (Date.now() - started) / 1000;
 
-  const lines = fs.readFileSync(path.join(db.dir, 'runs.log'), 'utf8').trim().split('\n');
-  const ids = lines.map((line) => Number(line.split(' ')[0]));
+  const ids = readRunLog(db.dir).map(([id]) => Number(id));
   t.equal(
     ids.length,
     count,

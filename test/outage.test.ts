@@ -1,10 +1,5 @@
-// The database goes away for 10 s under a steady stream of jobs: the supervisor survives,
-// keeps its workers and their results, and every job ends done exactly once.
-// (SQLite is a file inside the process, with no connection to lose: this runs on MariaDB and PostgreSQL.)
-import fs from 'node:fs';
-import path from 'node:path';
 import t from 'tap';
-import { client, eachDatabase, waitFor } from './helpers/databases';
+import { client, eachDatabase, readRunLog, waitFor } from './helpers/databases';
 import { startProxy } from './helpers/proxy';
 import { ready, startSupervisor } from './helpers/supervisor';
 
@@ -55,11 +50,7 @@ eachDatabase(
     const output = sup.output.join('\n');
     t.match(output, /database unavailable: .*; workers keep running, results are kept until it is back/);
     t.match(output, /database is back/);
-    const runs = fs
-      .readFileSync(path.join(db.dir, 'runs.log'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => Number(l.split(' ')[0]));
+    const runs = readRunLog(db.dir).map(([id]) => Number(id));
     t.equal(runs.length, ids.length, `${ids.length} jobs, ${runs.length} runs`);
     t.equal(new Set(runs).size, ids.length, 'no job ran twice');
     t.same(await lux.counts(), { s: 0, r: 0, f: 0, d: ids.length, x: 0 }, 'every job ends d, none failed');

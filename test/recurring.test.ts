@@ -1,24 +1,14 @@
-// every and cron rows are rescheduled correctly, across a time zone and after downtime;
-// a 1-second job runs once per occurrence even with three supervisors.
-import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { openDatabase } from '../dist/index.js';
-import { client, eachDatabase, FIXTURES, waitFor, waitForDone } from './helpers/databases';
+import { client, eachDatabase, FIXTURES, readRunLog, waitFor, waitForDone } from './helpers/databases';
 import { ready, startSupervisor } from './helpers/supervisor';
 
 const RECURRING = path.join(FIXTURES, 'recurring.ts');
-const runs = (dir: string, name: string) => {
-  const file = path.join(dir, 'runs.log');
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
-    .map((line) => line.split(' '))
+const runs = (dir: string, name: string) =>
+  readRunLog(dir)
     .filter(([n]) => n === name)
     .map(([, id, at]) => ({ id: Number(id), at: Number(at) }));
-};
 
 eachDatabase(t, 'recurring', async (t, db) => {
   const lux = client(t, db, RECURRING);

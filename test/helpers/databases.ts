@@ -132,6 +132,17 @@ export function client(t: Test, db: TestDatabase, jobs = JOBS_FIXTURE): LuxJob {
   return c;
 }
 
+/** The fields of each line the fixture jobs appended to `<dir>/runs.log` (one line per run). */
+export function readRunLog(dir: string): string[][] {
+  const file = path.join(dir, 'runs.log');
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => line.split(' '));
+}
+
 /** Waits until job `id` is done (status d) and returns its row. */
 export function waitForDone(lux: LuxJob, id: number, ms = 15_000, what = `job ${id} to be done`) {
   return waitFor(
