@@ -222,7 +222,8 @@ export function killAllSupervisors(): void {
 /** Starts `node dist/supervisor.js` on the benchmark catalogue. */
 export function startSupervisor(settings: SupervisorSettings): SupervisorProcess {
   const spawnedAt = Date.now();
-  const child = spawn(process.execPath, [SUPERVISOR_SCRIPT], {
+  const nodeArgs = (process.env.LUXJOB_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, SUPERVISOR_SCRIPT], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -232,7 +233,7 @@ export function startSupervisor(settings: SupervisorSettings): SupervisorProcess
       LUXJOB_POLL_INTERVAL: String(settings.poll),
       LUXJOB_LOG_DIR: path.join(settings.dir, 'log'),
       LUXJOB_LOG_FORMAT: 'text',
-      LUXJOB_LOG_LEVEL: 'info',
+      LUXJOB_LOG_LEVEL: process.env.LUXJOB_BENCH_LOG_LEVEL ?? 'info',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -28,6 +28,8 @@ export interface LuxJobConfig {
   retentionDays: number;
   /** Added to the workers' nice value, so jobs that burn CPU cannot starve their supervisor. */
   workerNice: number;
+  /** Most jobs claimed ahead of idle workers while there is a backlog; 0 = claim only for idle workers. */
+  prefetch: number;
 }
 
 interface Setting<K extends keyof LuxJobConfig> {
@@ -142,6 +144,12 @@ export const SETTINGS: Setting<keyof LuxJobConfig>[] = [
     doc: 'lower CPU priority of workers (nice, 0-19)',
   },
   {
+    key: 'prefetch',
+    env: 'LUXJOB_PREFETCH',
+    parse: number(0, { integer: true }),
+    doc: 'most jobs claimed ahead of idle workers during a backlog (0 = off; default 8 × workers)',
+  },
+  {
     key: 'retentionDays',
     env: 'LUXJOB_RETENTION_DAYS',
     parse: number(0),
@@ -172,6 +180,7 @@ export function defaults(): LuxJobConfig {
     recycleRssMb: 0,
     retentionDays: 7,
     workerNice: 5,
+    prefetch: -1, // 8 × workers, set by loadConfig unless configured
   };
 }
 
@@ -200,6 +209,7 @@ export function loadConfig(
     const setting = SETTINGS.find((s) => s.key === key);
     target[key] = setting ? setting.parse(String(value), key) : value;
   }
+  if (config.prefetch < 0) config.prefetch = 8 * config.workers;
   if (config.heartbeatInterval >= config.leaseDuration) {
     throw new ConfigError(
       `the heartbeat interval (${config.heartbeatInterval}s) must be shorter than the lease (${config.leaseDuration}s), or leases expire while their supervisor is alive`,

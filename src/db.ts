@@ -129,10 +129,12 @@ export function knexConfigFromUrl(url: string): { config: Knex.Config; dialect: 
   );
 }
 
+let pgTypes: typeof import('pg').types | undefined;
+
 function pgDefaultParser(oid: number, format?: string): (v: string) => unknown {
-  // Loaded lazily so a SQLite-only install never needs pg at run time.
-  const pg = require('pg') as typeof import('pg');
-  return pg.types.getTypeParser(oid, (format ?? 'text') as 'text');
+  // Loaded lazily so a SQLite-only install never needs pg at run time; kept, as pg asks per column of every result.
+  pgTypes ??= (require('pg') as typeof import('pg')).types;
+  return pgTypes.getTypeParser(oid, (format ?? 'text') as 'text');
 }
 
 /** knex prints pool errors itself; LuxJob reports them once, explained (explainDatabaseError). */

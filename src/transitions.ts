@@ -7,8 +7,8 @@ import { nextOccurrence, parseSchedule, retryDelaySeconds } from './schedule';
 export type Outcome =
   | { type: 'success'; response: string }
   | { type: 'failure'; kind: FailureKind; error: ErrorData }
-  /** Shutdown interrupted it: run it again, and do not count a failure. */
-  | { type: 'put-back' };
+  /** Shutdown interrupted it, or it was never started: run it again, and do not count a failure. */
+  | { type: 'put-back'; started?: false };
 
 export interface RetryPolicy {
   /** Retries allowed for this job (its own `retries`, else the configured maximum). */
@@ -39,7 +39,9 @@ export function transition(
     schedule ? nextOccurrence(schedule, { startedAt: ctx.startedAt, scheduledAt: job.runAt, now }) : null;
 
   if (outcome.type === 'put-back') {
-    return { status_sid: 's', queued: 1, run_at: now, retry_count: job.retryCount };
+    // Back in its old place in the queue (a claimed row was due, so its run_at is past).
+    const runAt = job.runAt && job.runAt < now ? job.runAt : now;
+    return { status_sid: 's', queued: 1, run_at: runAt, retry_count: job.retryCount };
   }
   if (outcome.type === 'success') {
     if (schedule) {

@@ -33,7 +33,7 @@ eachDatabase(t, 'ctx and logs', async (t, db) => {
   const log = fs.readFileSync(path.join(db.dir, 'log', 'lux_job.log'), 'utf8');
   t.match(log, /info +supervisor \S+ starting: 2 workers/);
   t.match(log, /job spin: one-off, timeout 1s/, 'registered jobs are listed with schedule and timeout');
-  t.match(log, new RegExp(`\\[spawns #${parent.id}\\] started \\(attempt 1\\)`));
+  t.notMatch(log, /\] started \(attempt/, 'starts are debug lines, not written at info');
   t.match(
     log,
     new RegExp(`\\[spawns #${parent.id}\\] spawned a child job \\{"child":${childId}\\}`),
@@ -47,6 +47,19 @@ eachDatabase(t, 'ctx and logs', async (t, db) => {
     ),
   );
   t.match(log, /supervisor \S+ stopped/);
+});
+
+eachDatabase(t, 'debug logs name every start', async (t, db) => {
+  const lux = client(t, db);
+  const sup = startSupervisor(t, db, { LUXJOB_LOG_LEVEL: 'debug' });
+  await ready(sup);
+  const { id } = await lux.add('noop', {});
+  await waitForDone(lux, id, 15_000, 'noop');
+  sup.child.kill('SIGTERM');
+  t.equal(await sup.exited, 0);
+  const log = fs.readFileSync(path.join(db.dir, 'log', 'lux_job.log'), 'utf8');
+  t.match(log, new RegExp(`debug \\[noop #${id}\\] started \\(attempt 1\\)`));
+  t.match(log, new RegExp(`info +\\[noop #${id}\\] finished in \\d+ ms`));
 });
 
 eachDatabase(t, 'json logs', async (t, db) => {

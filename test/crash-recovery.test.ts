@@ -51,7 +51,8 @@ eachDatabase(t, 'sigkill with default settings', async (t, db) => {
     t.equal(job.retryCount, 1, 'the lost run counts as a failure');
   }
   t.equal((await lux.counts()).r, 0, 'no row stays running');
-  t.match(b.output.join('\n'), /recovering from lost supervisor/);
+  // Console lines reach the pipe in batches, up to 50 ms after they were logged.
+  t.match(await b.waitForLine(/recovering from lost supervisor/, 5000), /recovering from lost supervisor/);
   b.child.kill('SIGTERM');
   t.equal(await b.exited, 0);
 });
@@ -109,10 +110,8 @@ eachDatabase(t, 'a claim whose reply was lost', async (t, db) => {
   const done = await waitForDone(lux, id, 15_000, 'the orphaned claim to run');
   t.equal(done.retryCount, 0, 'handed back without counting a failure');
   t.same(JSON.parse(done.response!), { ok: true, n: 9 });
-  t.match(
-    sup.output.join('\n'),
-    new RegExp(`put back 1 jobs claimed while the database connection failed: ${id}`),
-  );
+  const putBack = new RegExp(`put back 1 jobs claimed while the database connection failed: ${id}`);
+  t.match(await sup.waitForLine(putBack, 5000), putBack);
   sup.child.kill('SIGTERM');
   t.equal(await sup.exited, 0);
 });

@@ -47,9 +47,9 @@ eachDatabase(
     const caughtUp = Date.now();
 
     t.equal(sup.child.exitCode, null, 'the supervisor survived');
-    const output = sup.output.join('\n');
-    t.match(output, /database unavailable: .*; workers keep running, results are kept until it is back/);
-    t.match(output, /database is back/);
+    const unavailable = /database unavailable: .*; workers keep running, results are kept until it is back/;
+    t.match(await sup.waitForLine(unavailable, 5000), unavailable);
+    t.match(await sup.waitForLine(/database is back/, 5000), /database is back/);
     const runs = readRunLog(db.dir).map(([id]) => Number(id));
     t.equal(runs.length, ids.length, `${ids.length} jobs, ${runs.length} runs`);
     t.equal(new Set(runs).size, ids.length, 'no job ran twice');

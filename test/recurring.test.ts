@@ -102,9 +102,12 @@ eachDatabase(t, 'recurring', async (t, db) => {
     ticks.length >= 4,
     `ran ${ticks.length} times in about ${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
+  // The interval runs from one claim to the next; these times are taken in the handler, a claim
+  // round trip and an IPC hop later, which under load varies by tens of ms. Two runs at once
+  // would show a gap near 0.
   const gaps = ticks.slice(1).map((tick, i) => tick.at - ticks[i]!.at);
   t.ok(
-    gaps.every((gap) => gap >= 950),
+    gaps.every((gap) => gap >= 850),
     `consecutive runs are an interval apart (min gap ${Math.min(...gaps)} ms)`,
   );
   t.ok(new Set(ticks.map((x) => x.id)).size === 1, 'all runs are the same recurring row');

@@ -64,7 +64,14 @@ t.test('success and put-back', async (t) => {
   t.match(done, { status_sid: 'd', run_at: null, queued: 0, response: 'ok', retry_count: 2 });
   const back = transition(oneOff(2), { type: 'put-back' }, { startedAt: now, now, policy });
   t.match(back, { status_sid: 's', queued: 1, retry_count: 2 }, 'shutdown does not count a failure');
-  t.equal(back.run_at!.getTime(), now.getTime());
+  t.equal(back.run_at!.getTime(), 0, 'it keeps its place in the queue (its old run_at)');
+  const unstarted = transition(
+    { ...oneOff(0), runAt: null },
+    { type: 'put-back', started: false },
+    { startedAt: now, now, policy },
+  );
+  t.match(unstarted, { status_sid: 's', queued: 1, retry_count: 0 }, 'claimed ahead, never started');
+  t.equal(unstarted.run_at!.getTime(), now.getTime(), 'due at once when it had no run_at');
 });
 
 t.test('recurring rows', async (t) => {

@@ -57,6 +57,9 @@ export class Completions {
 
   /** Hands pending results to a claim that writes them in its own transaction. */
   take(): Finish[] {
+    // The wait restarts with the next result: the timer is for results no claim came for.
+    clearTimeout(this.carryTimer);
+    this.carryTimer = undefined;
     return this.pending.splice(0, this.batchSize);
   }
 

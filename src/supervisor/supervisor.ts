@@ -27,6 +27,7 @@ import { type Outcome, type RowUpdate, transition } from '../transitions';
 import { VERSION } from '../version';
 import { Completions } from './completions';
 import { DatabaseHealth } from './health';
+import { ReadyQueue } from './ready';
 import { Waker } from './waker';
 import { type WakeSource, wakeSourceFor } from './wakeups';
 
@@ -64,6 +65,8 @@ export class Supervisor {
   private readonly stats = { claims: 0, claimed: 0 };
   /** Jobs on this supervisor's workers right now, by id. */
   private readonly active = new Set<number>();
+  /** Claimed ahead while there is a backlog, started as workers free up. */
+  private readonly ready: ReadyQueue;
   private claiming = false;
 
   constructor(options: SupervisorOptions) {
@@ -78,6 +81,7 @@ export class Supervisor {
         'a supervisor needs the job catalogue module: set LUXJOB_JOBS or pass --jobs FILE',
       );
     }
+    this.ready = new ReadyQueue(this.config.prefetch);
     this.health = new DatabaseHealth((up, detail, unreachable) => {
       if (up) this.logger.info(`database is back (${detail}); resuming`);
       else if (unreachable) {
@@ -117,7 +121,8 @@ export class Supervisor {
           return result;
         },
         idle: () => {
-          if (this.backlog) this.waker.wake();
+          this.startReady();
+          if (this.backlog && this.wantsClaim()) this.waker.wake();
         },
       },
     );
@@ -209,19 +214,40 @@ export class Supervisor {
     while (!this.stopping) {
       // Let replies already waiting in the IPC buffers free their workers first, so one claim serves them all.
       if (this.backlog) await new Promise((resolve) => setImmediate(resolve));
+      this.startReady();
       const idle = this.pool.idleCount();
-      if (idle > 0) {
-        const jobs = this.health.canTry() ? await this.claim(idle) : [];
-        for (const job of jobs) this.dispatch(job);
-        // A full claim means more may be waiting: claim again as soon as a worker frees up.
+      const want = idle + (this.backlog ? this.ready.target() : 0) - this.ready.length;
+      if (want > 0 && this.wantsClaim()) {
+        const jobs = this.health.canTry() ? await this.claim(want) : [];
+        for (const job of jobs) this.active.add(job.id);
+        this.ready.push(jobs);
+        this.startReady();
+        // A full claim means more may be waiting: claim again as soon as workers free up.
         // Only a claim may change this; a wake-up that found no idle worker knows nothing new.
-        this.backlog = jobs.length === idle;
+        this.backlog = jobs.length === want;
       }
       if (this.stopping) break;
-      if (this.backlog && this.pool.idleCount() > 0) continue;
+      if (this.backlog && this.wantsClaim()) continue;
       await this.waker.sleep(this.health.isDown ? Math.min(pollMs, 500) : pollMs);
     }
     await this.shutdown();
+  }
+
+  /** A worker is idle with nothing held for it, or what is held is running low. */
+  private wantsClaim(): boolean {
+    if (this.pool.idleCount() > this.ready.length) return true;
+    return this.backlog && this.ready.length <= this.ready.target() / 2;
+  }
+
+  /** Gives held jobs to idle workers; one held too long goes back to the table instead. */
+  private startReady(): void {
+    if (this.ready.length === 0 || this.stopping) return;
+    for (const job of this.ready.expire(Date.now())) this.putBackUnstarted(job);
+    while (this.ready.length > 0 && this.pool.idleCount() > 0) this.dispatch(this.ready.shift()!);
+  }
+
+  private putBackUnstarted(job: ClaimedJob): void {
+    this.finish(job, this.catalogue.get(job.name), { type: 'put-back', started: false }, job.startedAt);
   }
 
   /** Claims up to `limit` rows, writing the results waiting to be recorded in the same commit. */
@@ -271,20 +297,24 @@ export class Supervisor {
     const attempt = job.retryCount + 1;
     this.active.add(job.id);
     const meta = { job: job.name, jobId: job.id };
-    this.logger.info(`started (attempt ${attempt})`, meta);
+    const startedAt = new Date();
+    // One info line per run (its end, with the duration), as graphile-worker and Oban log; the start is debug.
+    this.logger.debug(`started (attempt ${attempt})`, meta);
     this.pool
       .run({ jobId: job.id, name: job.name, opts: job.opts, attempt, timeoutMs: timeoutSeconds * 1000 })
       // No worker after all (one died between the count and the dispatch): hand the row back untouched.
       .catch((): Outcome => ({ type: 'put-back' }))
-      .then((outcome) => this.finish(job, def, outcome))
+      .then((outcome) => this.finish(job, def, outcome, startedAt))
       .catch((err) =>
         this.logger.error(`could not record the end of the job: ${(err as Error).stack}`, meta),
       );
   }
 
-  private finish(job: ClaimedJob, def: ResolvedJob | undefined, outcome: Outcome): void {
+  /** `ranSince`: when the job went to its worker (its claim may be a little older). */
+  private finish(job: ClaimedJob, def: ResolvedJob | undefined, outcome: Outcome, ranSince: Date): void {
     const now = new Date();
     const { startedAt } = job;
+    this.ready.finished(now.getTime());
     const policy = {
       maxRetries: def?.retries ?? this.config.maxRetries,
       retryBaseWait: this.config.retryBaseWait,
@@ -301,7 +331,7 @@ export class Supervisor {
         { startedAt, now, policy },
       );
     }
-    this.logOutcome(job, outcome, update, now.getTime() - startedAt.getTime(), policy.maxRetries);
+    this.logOutcome(job, outcome, update, now.getTime() - ranSince.getTime(), policy.maxRetries);
     this.completions.record({ id: job.id, startedAt: job.startedAt, update });
   }
 
@@ -319,7 +349,8 @@ export class Supervisor {
       return;
     }
     if (outcome.type === 'put-back') {
-      this.logger.warn(`interrupted by shutdown after ${ms} ms; put back to run again`, meta);
+      if (outcome.started === false) this.logger.debug('claimed ahead but not started; put back', meta);
+      else this.logger.warn(`interrupted by shutdown after ${ms} ms; put back to run again`, meta);
       return;
     }
     const what = outcome.kind === 'timeout' ? 'killed' : `failed (${outcome.kind})`;
@@ -387,7 +418,7 @@ export class Supervisor {
         },
       };
       this.logger.warn(`recovering from lost supervisor ${job.lockedBy}`, { job: job.name, jobId: job.id });
-      this.finish(job, def, outcome);
+      this.finish(job, def, outcome, now);
     }
     if (expired.length > 0) this.waker.wake();
   }
@@ -426,6 +457,9 @@ export class Supervisor {
 
   private async shutdown(): Promise<void> {
     const shutdownMs = this.config.shutdownTimeout * 1000;
+    const held = this.ready.expire(Date.now(), true);
+    for (const job of held) this.putBackUnstarted(job);
+    if (held.length > 0) this.logger.info(`put back ${held.length} jobs claimed ahead and not started`);
     this.pool.abortAll();
     const finished = await Promise.race([this.pool.waitIdle(shutdownMs), this.hurried.then(() => false)]);
     if (!finished)
