@@ -125,7 +125,7 @@ export function sizesFor(smoke: boolean): Sizes {
         throughputJobs: 5_000,
         latencyJobs: 200,
         spins: 20,
-        spinBacklog: 200_000,
+        spinBacklog: 400_000,
         memoryJobs: 50_000,
         memorySampleAt: 5_000,
         scaleRows: 1_000_000,

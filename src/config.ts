@@ -30,6 +30,8 @@ export interface LuxJobConfig {
   workerNice: number;
   /** Most jobs claimed ahead of idle workers while there is a backlog; 0 = claim only for idle workers. */
   prefetch: number;
+  /** Seconds a job runs before its CPU use is checked; one using most of a core drops to nice 19. 0 = never. */
+  cpuHogAfter: number;
 }
 
 interface Setting<K extends keyof LuxJobConfig> {
@@ -150,6 +152,12 @@ export const SETTINGS: Setting<keyof LuxJobConfig>[] = [
     doc: 'most jobs claimed ahead of idle workers during a backlog (0 = off; default 8 × workers)',
   },
   {
+    key: 'cpuHogAfter',
+    env: 'LUXJOB_CPU_HOG_AFTER',
+    parse: number(0),
+    doc: 'seconds before a job using most of a core drops to nice 19 until it ends (0 = never)',
+  },
+  {
     key: 'retentionDays',
     env: 'LUXJOB_RETENTION_DAYS',
     parse: number(0),
@@ -180,6 +188,7 @@ export function defaults(): LuxJobConfig {
     recycleRssMb: 0,
     retentionDays: 7,
     workerNice: 5,
+    cpuHogAfter: 0.1,
     prefetch: -1, // 8 × workers, set by loadConfig unless configured
   };
 }

@@ -7,6 +7,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { CpuHogs, demote, HOG_NICE, restore } from './cpu-hogs';
 import { CatalogueLoadError } from './errors';
 import { type FromWorker, isFromWorker, type LogLevel, type ToWorker } from './ipc';
 import type { AddOptions, AddResult, ErrorData } from './payload';
@@ -19,6 +20,8 @@ export interface PoolOptions {
   recycleRssMb: number;
   /** Nice value added to each worker (0 leaves it as the supervisor's). */
   workerNice: number;
+  /** Ms a job runs before its CPU use is checked; a hog is demoted until it ends (0 = never). */
+  cpuHogAfterMs: number;
   /** Extra environment for the workers (the supervisor's own is inherited). */
   env?: NodeJS.ProcessEnv;
 }
@@ -39,13 +42,17 @@ export interface RunRequest {
   timeoutMs: number;
 }
 
-type SlotState = 'starting' | 'idle' | 'busy' | 'retiring';
+type SlotState = 'starting' | 'idle' | 'busy' | 'restoring' | 'retiring';
 
 interface Slot {
   child: ChildProcess;
   pid: number;
   state: SlotState;
   jobsRun: number;
+  /** Its nice value between jobs. */
+  nice: number;
+  /** Set once its job was found hogging a CPU: the demotion, resolved when applied. */
+  demoted?: Promise<{ idle: boolean } | undefined>;
   job?: {
     request: RunRequest;
     startedAt: number;
@@ -65,11 +72,15 @@ export class WorkerPool {
   private readonly slots = new Set<Slot>();
   private stopping = false;
   private replaceFailures = 0;
+  private readonly hogs: CpuHogs;
+  private hogTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly options: PoolOptions,
     private readonly hooks: PoolHooks,
-  ) {}
+  ) {
+    this.hogs = new CpuHogs(options.cpuHogAfterMs);
+  }
 
   /** Forks every worker and waits for all to say ready; rejects with the loading error of the first that cannot. */
   async start(): Promise<void> {
@@ -79,6 +90,10 @@ export class WorkerPool {
     if (failed) {
       await this.killAll();
       throw failed.reason;
+    }
+    if (this.hogs.enabled) {
+      this.hogTimer = setInterval(() => this.demoteHogs(), 25);
+      this.hogTimer.unref();
     }
   }
 
@@ -142,6 +157,7 @@ export class WorkerPool {
    */
   async killAll(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.hogTimer);
     const exits = [...this.slots].map(
       (slot) =>
         new Promise<void>((resolve) => {
@@ -173,12 +189,14 @@ export class WorkerPool {
       },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
-    const slot: Slot = { child, pid: child.pid ?? -1, state: 'starting', jobsRun: 0 };
+    const slot: Slot = { child, pid: child.pid ?? -1, state: 'starting', jobsRun: 0, nice: os.getPriority() };
     // Jobs run below their supervisor's CPU priority: one that spins cannot delay the
     // heartbeats that keep its lease, nor the timer that kills it.
     if (this.options.workerNice > 0 && child.pid) {
       try {
-        os.setPriority(child.pid, Math.min(19, os.getPriority() + this.options.workerNice));
+        const nice = Math.min(19, os.getPriority() + this.options.workerNice);
+        os.setPriority(child.pid, nice);
+        slot.nice = nice;
       } catch (err) {
         this.hooks.log('warn', `cannot lower worker ${child.pid}'s priority: ${(err as Error).message}`);
       }
@@ -261,6 +279,7 @@ export class WorkerPool {
     slot.job = undefined;
     slot.jobsRun++;
     job.settle(outcome);
+    this.hogs.release(slot.pid);
     if (dying) {
       // It is exiting on its own; its exit forks the replacement.
       slot.state = 'retiring';
@@ -269,10 +288,60 @@ export class WorkerPool {
       slot.state = 'retiring';
       this.send(slot, { type: 'exit' });
       this.replace();
+    } else if (slot.demoted && slot.state === 'busy') {
+      this.restorePriority(slot, slot.demoted);
     } else if (slot.state === 'busy') {
       slot.state = 'idle';
       this.hooks.idle();
     }
+  }
+
+  /** Drops workers that have used most of a core for a while to the lowest priority until their job ends. */
+  private demoteHogs(): void {
+    const now = Date.now();
+    const busy: Array<{ pid: number; runningMs: number }> = [];
+    const byPid = new Map<number, Slot>();
+    for (const slot of this.slots) {
+      if (!slot.job || slot.demoted || slot.nice >= HOG_NICE) continue;
+      busy.push({ pid: slot.pid, runningMs: now - slot.job.startedAt });
+      byPid.set(slot.pid, slot);
+    }
+    if (busy.length === 0) return;
+    for (const pid of this.hogs.check(busy, now)) {
+      const slot = byPid.get(pid)!;
+      const job = slot.job!.request;
+      // Kept as a promise: the job may end before the change is made, and its end must undo it.
+      slot.demoted = demote(pid);
+      void slot.demoted.then((done) => {
+        if (!done) return;
+        this.hooks.log(
+          'debug',
+          `worker ${pid} is using most of a core: lowest CPU priority until this job ends`,
+          {
+            jobId: job.jobId,
+            job: job.name,
+          },
+        );
+      });
+    }
+  }
+
+  /** A demoted worker gets its priority back before its next job; one not allowed to is replaced. */
+  private restorePriority(slot: Slot, demoted: NonNullable<Slot['demoted']>): void {
+    slot.state = 'restoring';
+    const restored = demoted.then((done) => (done ? restore(slot.pid, slot.nice, done.idle) : true));
+    void restored.then((ok) => {
+      if (!this.slots.has(slot) || slot.state !== 'restoring') return;
+      slot.demoted = undefined;
+      if (ok && !this.stopping) {
+        slot.state = 'idle';
+        this.hooks.idle();
+        return;
+      }
+      slot.state = 'retiring';
+      this.send(slot, { type: 'exit' });
+      this.replace();
+    });
   }
 
   private shouldRecycle(slot: Slot, rss: number): boolean {
@@ -290,6 +359,7 @@ export class WorkerPool {
 
   private onExit(slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
     this.slots.delete(slot);
+    this.hogs.release(slot.pid);
     const job = slot.job;
     if (job) {
       clearTimeout(job.timer);

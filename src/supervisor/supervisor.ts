@@ -112,6 +112,7 @@ export class Supervisor {
         recycleAfterJobs: this.config.recycleAfterJobs,
         recycleRssMb: this.config.recycleRssMb,
         workerNice: this.config.workerNice,
+        cpuHogAfterMs: this.config.cpuHogAfter * 1000,
       },
       {
         log: (level, message, meta) => this.logger.log(level, message, meta),

@@ -23,8 +23,11 @@ export function startSupervisor(
   db: TestDatabase,
   env: Record<string, string> = {},
   jobs = JOBS_FIXTURE,
+  /** A command that execs the supervisor, e.g. setpriv with fewer capabilities. */
+  wrapper: string[] = [],
 ): SupervisorProcess {
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'supervisor.js')], {
+  const command = [...wrapper, process.execPath, path.join(ROOT, 'dist', 'supervisor.js')];
+  const child = spawn(command[0]!, command.slice(1), {
     cwd: ROOT,
     env: {
       ...process.env,
