@@ -7,7 +7,6 @@ import type { JobRecord } from '../dist/index.js';
 import { claimJobs } from '../dist/queries/claim.js';
 import {
   addNoops,
-  analyze,
   type BenchDatabase,
   countsSince,
   describeMachine,
@@ -30,6 +29,7 @@ import {
   type Sizes,
   seedFinishedRows,
   serverVersion,
+  settle,
   sizesFor,
   sleep,
   UsageError,
@@ -396,7 +396,7 @@ const scale: ScenarioDefinition = {
       const started = performance.now();
       await seedFinishedRows(bench.db, sizes.scaleRows, new Date());
       const seedSeconds = (performance.now() - started) / 1000;
-      await analyze(bench.db);
+      await settle(bench.db);
       const t = await measureThroughput(bench, sizes);
       const claimFull = await timeClaims(bench, sizes);
       const empty = earlier('throughput');

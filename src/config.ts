@@ -188,7 +188,7 @@ export function defaults(): LuxJobConfig {
     recycleRssMb: 0,
     retentionDays: 7,
     workerNice: 5,
-    cpuHogAfter: 0.1,
+    cpuHogAfter: 0.05,
     prefetch: -1, // 8 × workers, set by loadConfig unless configured
   };
 }
