@@ -290,3 +290,32 @@ t.test('defineJobs keeps handler types for add()', async (t) => {
   t.type(wrong, 'function');
   t.type(unknown, 'function');
 });
+
+eachDatabase(t, 'addMany', async (t, db) => {
+  const lux = client(t, db);
+  const later = new Date(Date.now() + 3_600_000);
+  const count = await lux.addMany([
+    { name: 'value', opts: { n: 1 } },
+    { name: 'text', opts: { to: 'o\'brien \\ "quoted", {braces}' }, priority: -5 },
+    { name: 'noop', runAt: later, priority: 3 },
+  ]);
+  t.equal(count, 3, 'returns how many it wrote');
+  const rows = (await lux.list()).sort((a, b) => a.id - b.id);
+  t.same(
+    rows.map((r) => [r.name, JSON.parse(r.opts), r.priority, r.status, r.retryCount, r.uniqueKey]),
+    [
+      ['value', { n: 1 }, 0, 's', 0, null],
+      ['text', { to: 'o\'brien \\ "quoted", {braces}' }, -5, 's', 0, null],
+      ['noop', {}, 3, 's', 0, null],
+    ],
+    'names, opts (quotes, backslashes and braces intact), priorities and status',
+  );
+  t.equal(rows[2]!.runAt!.getTime(), later.getTime(), 'runAt kept to the millisecond');
+  t.ok(rows[0]!.runAt!.getTime() <= Date.now(), 'due now without runAt');
+  t.equal(await lux.addMany([]), 0, 'an empty list writes nothing');
+  const big = await lux.addMany(
+    Array.from({ length: 12_000 }, (_, i) => ({ name: 'value' as const, opts: { n: i } })),
+  );
+  t.equal(big, 12_000);
+  t.equal((await lux.counts()).s, 12_003, 'a large batch lands whole');
+});

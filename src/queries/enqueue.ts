@@ -2,6 +2,7 @@ import { JOBS_TABLE } from '../constants';
 import type { Database } from '../db';
 import { isDuplicateKey, retryConflicts } from '../db';
 import type { AddResult } from '../payload';
+import { execute } from './statements';
 
 export interface NewJob {
   name: string;
@@ -79,6 +80,24 @@ async function insertUnlessKeyed(
  * Returns how many rows were written.
  */
 export async function insertJobs(db: Database, jobs: NewJob[], now = new Date()): Promise<number> {
+  if (jobs.length === 0) return 0;
+  if (db.dialect === 'pg') {
+    // Four array parameters instead of ten per row: pg serialises 50,000 separate values far slower.
+    await execute(
+      db,
+      `INSERT INTO lux_jobs (name, opts, priority, run_at, status_sid, queued, retry_count, created_at, updated_at)
+       SELECT n, o, p, r, 's', 1, 0, ?, ? FROM unnest(?::varchar[], ?::text[], ?::int[], ?::timestamptz[]) AS t(n, o, p, r)`,
+      [
+        now,
+        now,
+        jobs.map((j) => j.name),
+        jobs.map((j) => j.opts),
+        jobs.map((j) => j.priority),
+        jobs.map((j) => j.runAt.toISOString()),
+      ],
+    );
+    return jobs.length;
+  }
   // SQLite caps bound parameters per statement (32766 in current builds); 10 columns × 500 rows stays well under.
   const chunk = 500;
   await db.knex.transaction(async (trx) => {
