@@ -95,23 +95,32 @@ export function trySetNice(pid: number, nice: number): boolean {
   }
 }
 
-function chrt(policy: '--idle' | '--other', pid: number): Promise<boolean> {
+type ChrtResult = 'ok' | 'failed' | 'missing';
+
+function chrt(policy: '--idle' | '--other', pid: number): Promise<ChrtResult> {
   return new Promise((resolve) =>
-    execFile('chrt', [policy, '--all-tasks', '--pid', '0', String(pid)], (err) => resolve(!err)),
+    execFile('chrt', [policy, '--all-tasks', '--pid', '0', String(pid)], (err) =>
+      resolve(!err ? 'ok' : (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'failed'),
+    ),
   );
 }
 
-/** Nice 19, then SCHED_IDLE when `chrt` can set it; undefined when not even the nice value changed. */
+/**
+ * Nice 19, then SCHED_IDLE when `chrt` is installed; undefined when not even
+ * the nice value changed. `idle` is set whenever chrt ran, even if it failed
+ * part-way (some threads may have changed), so the restore always undoes it.
+ */
 export async function demote(pid: number): Promise<{ idle: boolean } | undefined> {
   if (!trySetNice(pid, HOG_NICE)) return undefined;
-  return { idle: await chrt('--idle', pid) };
+  return { idle: (await chrt('--idle', pid)) !== 'missing' };
 }
 
 /**
  * Back to SCHED_OTHER and the worker's own nice value. Unprivileged processes
- * may only do so within RLIMIT_NICE (systemd's `LimitNICE=`); false when not allowed.
+ * may only do so within RLIMIT_NICE (systemd's `LimitNICE=`); false when not
+ * allowed, and the worker should not run another job.
  */
 export async function restore(pid: number, nice: number, idle: boolean): Promise<boolean> {
-  if (idle && !(await chrt('--other', pid))) return false;
+  if (idle && (await chrt('--other', pid)) !== 'ok') return false;
   return trySetNice(pid, nice);
 }

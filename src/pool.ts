@@ -329,7 +329,10 @@ export class WorkerPool {
   /** A demoted worker gets its priority back before its next job; one not allowed to is replaced. */
   private restorePriority(slot: Slot, demoted: NonNullable<Slot['demoted']>): void {
     slot.state = 'restoring';
-    const restored = demoted.then((done) => (done ? restore(slot.pid, slot.nice, done.idle) : true));
+    // Not on a worker that has gone meanwhile: its pid may belong to another process by now.
+    const restored = demoted.then((done) =>
+      !this.slots.has(slot) ? false : done ? restore(slot.pid, slot.nice, done.idle) : true,
+    );
     void restored.then((ok) => {
       if (!this.slots.has(slot) || slot.state !== 'restoring') return;
       slot.demoted = undefined;

@@ -31,15 +31,43 @@ t.test('the ready queue holds what its workers finish in about 20 ms', async (t)
   t.equal(slow.target(start + 450), 0, 'nothing finished lately: holds none');
   t.equal(new ReadyQueue(0).target(start), 0, 'prefetch 0 turns it off');
 
-  queue.push([job(1, start), job(2, start + 600)]);
+  queue.push([job(1, start)], start);
+  queue.push([job(2, start)], start + 600);
   t.same(
     queue.expire(start + READY_TTL_MS + 100).map((j) => j.id),
     [1],
-    'a job held past the TTL is handed back',
+    'a job held past the TTL is handed back (counted from when it was held, not claimed)',
   );
   t.equal(queue.length, 1);
   t.equal(queue.shift()?.id, 2, 'the rest start in claim order');
 });
+
+/** utime + stime of a process in ms, from /proc. */
+function cpuMs(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+eachDatabase(
+  t,
+  'a backlog of long jobs does not keep the supervisor busy',
+  async (t, db) => {
+    const lux = client(t, db);
+    const sup = startSupervisor(t, db, { LUXJOB_WORKERS: '2' });
+    await ready(sup);
+    await lux.addMany(Array.from({ length: 6 }, () => ({ name: 'sleep' as const, opts: { ms: 2000 } })));
+    await waitFor(async () => ((await lux.counts()).r === 2 ? true : undefined), 10_000, 'both workers busy');
+    const before = cpuMs(sup.pid);
+    await new Promise((r) => setTimeout(r, 1000));
+    const used = cpuMs(sup.pid) - before;
+    // Waiting for a worker must be a sleep, not a loop: a spinning supervisor shows ~1,000 ms here.
+    t.ok(used < 300, `the supervisor used ${used} ms of CPU in 1 s while both workers slept`);
+    sup.child.kill('SIGTERM');
+    t.equal(await sup.exited, 0);
+  },
+  { only: ['sqlite'] },
+);
 
 eachDatabase(t, 'claimed ahead, then held too long', async (t, db) => {
   const lux = client(t, db);

@@ -2,7 +2,7 @@ import { JOBS_TABLE } from '../constants';
 import type { Database } from '../db';
 import { isDuplicateKey, retryConflicts } from '../db';
 import type { AddResult } from '../payload';
-import { execute } from './statements';
+import { transaction } from './statements';
 
 export interface NewJob {
   name: string;
@@ -82,20 +82,26 @@ async function insertUnlessKeyed(
 export async function insertJobs(db: Database, jobs: NewJob[], now = new Date()): Promise<number> {
   if (jobs.length === 0) return 0;
   if (db.dialect === 'pg') {
-    // Four array parameters instead of ten per row: pg serialises 50,000 separate values far slower.
-    await execute(
-      db,
-      `INSERT INTO lux_jobs (name, opts, priority, run_at, status_sid, queued, retry_count, created_at, updated_at)
-       SELECT n, o, p, r, 's', 1, 0, ?, ? FROM unnest(?::varchar[], ?::text[], ?::int[], ?::timestamptz[]) AS t(n, o, p, r)`,
-      [
-        now,
-        now,
-        jobs.map((j) => j.name),
-        jobs.map((j) => j.opts),
-        jobs.map((j) => j.priority),
-        jobs.map((j) => j.runAt.toISOString()),
-      ],
-    );
+    // Four array parameters instead of ten per row: pg serialises 50,000 separate values far
+    // slower. Chunked so no single message nears PostgreSQL's 1 GB limit; one transaction.
+    const chunk = 50_000;
+    await transaction(db, async (exec) => {
+      for (let i = 0; i < jobs.length; i += chunk) {
+        const part = jobs.slice(i, i + chunk);
+        await exec(
+          `INSERT INTO lux_jobs (name, opts, priority, run_at, status_sid, queued, retry_count, created_at, updated_at)
+           SELECT n, o, p, r, 's', 1, 0, ?, ? FROM unnest(?::varchar[], ?::text[], ?::int[], ?::timestamptz[]) AS t(n, o, p, r)`,
+          [
+            now,
+            now,
+            part.map((j) => j.name),
+            part.map((j) => j.opts),
+            part.map((j) => j.priority),
+            part.map((j) => j.runAt.toISOString()),
+          ],
+        );
+      }
+    });
     return jobs.length;
   }
   // SQLite caps bound parameters per statement (32766 in current builds); 10 columns × 500 rows stays well under.

@@ -47,12 +47,14 @@ export class Completions {
       this.kick();
       return;
     }
-    if (!this.carryTimer) {
-      this.carryTimer = setTimeout(() => {
-        this.carryTimer = undefined;
-        this.kick();
-      }, CARRY_WAIT_MS);
-    }
+    this.armCarryTimer();
+  }
+
+  private armCarryTimer(): void {
+    this.carryTimer ??= setTimeout(() => {
+      this.carryTimer = undefined;
+      this.kick();
+    }, CARRY_WAIT_MS);
   }
 
   /** Hands pending results to a claim that writes them in its own transaction. */
@@ -60,7 +62,10 @@ export class Completions {
     // The wait restarts with the next result: the timer is for results no claim came for.
     clearTimeout(this.carryTimer);
     this.carryTimer = undefined;
-    return this.pending.splice(0, this.batchSize);
+    const batch = this.pending.splice(0, this.batchSize);
+    // More than one claim carries: the rest must not wait for a result that may never come.
+    if (this.pending.length > 0) this.armCarryTimer();
+    return batch;
   }
 
   /** The claim that took `batch` committed; `lost` were no longer ours. */

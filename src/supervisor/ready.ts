@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { ClaimedJob } from '../queries/row';
 
 /** How far ahead the queue holds work: the jobs its workers will ask for within this time. */
@@ -16,46 +17,50 @@ const WINDOW_MS = 100;
  * row is "running" in the table only for moments.
  */
 export class ReadyQueue {
-  private jobs: ClaimedJob[] = [];
+  private held: Array<{ job: ClaimedJob; heldAt: number }> = [];
   private windowStart = 0;
   private inWindow = 0;
   private lastWindow = 0;
+  private readonly max: number;
 
-  /** `max`: the most jobs held beyond the idle workers; 0 turns claiming ahead off. */
-  constructor(private readonly max: number) {}
-
-  get length(): number {
-    return this.jobs.length;
+  /** `max`: the most jobs held beyond the idle workers; 0 turns claiming ahead off. Times: performance.now(). */
+  constructor(max: number) {
+    this.max = Math.max(0, max);
   }
 
-  push(jobs: ClaimedJob[]): void {
-    this.jobs.push(...jobs);
+  get length(): number {
+    return this.held.length;
+  }
+
+  /** Jobs a claim just returned; their time in the queue counts from now, not from the claim's start. */
+  push(jobs: ClaimedJob[], now = performance.now()): void {
+    for (const job of jobs) this.held.push({ job, heldAt: now });
   }
 
   /** The next job to start, oldest claim first. */
   shift(): ClaimedJob | undefined {
-    return this.jobs.shift();
+    return this.held.shift()?.job;
   }
 
   /** Removes and returns the jobs held longer than the TTL (all of them with `all`). */
-  expire(now: number, all = false): ClaimedJob[] {
-    const keep: ClaimedJob[] = [];
+  expire(now = performance.now(), all = false): ClaimedJob[] {
     const expired: ClaimedJob[] = [];
-    for (const job of this.jobs) {
-      (all || now - job.startedAt.getTime() >= READY_TTL_MS ? expired : keep).push(job);
-    }
-    this.jobs = keep;
+    this.held = this.held.filter((entry) => {
+      const stale = all || now - entry.heldAt >= READY_TTL_MS;
+      if (stale) expired.push(entry.job);
+      return !stale;
+    });
     return expired;
   }
 
-  /** A job ended: feeds the estimate of how fast workers free up. */
-  finished(now = Date.now()): void {
+  /** A worker finished a job: feeds the estimate of how fast workers free up. */
+  finished(now = performance.now()): void {
     this.roll(now);
     this.inWindow++;
   }
 
   /** How many jobs to hold beyond the idle workers right now. */
-  target(now = Date.now()): number {
+  target(now = performance.now()): number {
     if (this.max === 0) return 0;
     this.roll(now);
     const perMs = Math.max(this.lastWindow, this.inWindow) / WINDOW_MS;

@@ -123,7 +123,7 @@ export class Supervisor {
         },
         idle: () => {
           this.startReady();
-          if (this.backlog && this.wantsClaim()) this.waker.wake();
+          if (this.backlog && this.claimSize() > 0) this.waker.wake();
         },
       },
     );
@@ -216,9 +216,8 @@ export class Supervisor {
       // Let replies already waiting in the IPC buffers free their workers first, so one claim serves them all.
       if (this.backlog) await new Promise((resolve) => setImmediate(resolve));
       this.startReady();
-      const idle = this.pool.idleCount();
-      const want = idle + (this.backlog ? this.ready.target() : 0) - this.ready.length;
-      if (want > 0 && this.wantsClaim()) {
+      const want = this.claimSize();
+      if (want > 0) {
         const jobs = this.health.canTry() ? await this.claim(want) : [];
         for (const job of jobs) this.active.add(job.id);
         this.ready.push(jobs);
@@ -228,23 +227,30 @@ export class Supervisor {
         this.backlog = jobs.length === want;
       }
       if (this.stopping) break;
-      if (this.backlog && this.wantsClaim()) continue;
+      if (this.backlog && this.claimSize() > 0) continue;
       await this.waker.sleep(this.health.isDown ? Math.min(pollMs, 500) : pollMs);
     }
     await this.shutdown();
   }
 
-  /** A worker is idle with nothing held for it, or what is held is running low. */
-  private wantsClaim(): boolean {
-    if (this.pool.idleCount() > this.ready.length) return true;
-    return this.backlog && this.ready.length <= this.ready.target() / 2;
+  /**
+   * How many rows to claim now: none unless a worker is idle with nothing held
+   * for it, or (during a backlog) what is held is running low.
+   */
+  private claimSize(): number {
+    const idle = this.pool.idleCount();
+    const target = this.backlog ? this.ready.target() : 0;
+    const want = idle + target - this.ready.length;
+    if (want <= 0) return 0;
+    if (idle > this.ready.length) return want;
+    return target > 0 && this.ready.length <= target / 2 ? want : 0;
   }
 
-  /** Gives held jobs to idle workers; one held too long goes back to the table instead. */
+  /** Gives held jobs to idle workers; what is left and has waited too long goes back to the table. */
   private startReady(): void {
     if (this.ready.length === 0 || this.stopping) return;
-    for (const job of this.ready.expire(Date.now())) this.putBackUnstarted(job);
     while (this.ready.length > 0 && this.pool.idleCount() > 0) this.dispatch(this.ready.shift()!);
+    for (const job of this.ready.expire()) this.putBackUnstarted(job);
   }
 
   private putBackUnstarted(job: ClaimedJob): void {
@@ -305,7 +311,10 @@ export class Supervisor {
       .run({ jobId: job.id, name: job.name, opts: job.opts, attempt, timeoutMs: timeoutSeconds * 1000 })
       // No worker after all (one died between the count and the dispatch): hand the row back untouched.
       .catch((): Outcome => ({ type: 'put-back' }))
-      .then((outcome) => this.finish(job, def, outcome, startedAt))
+      .then((outcome) => {
+        this.ready.finished();
+        this.finish(job, def, outcome, startedAt);
+      })
       .catch((err) =>
         this.logger.error(`could not record the end of the job: ${(err as Error).stack}`, meta),
       );
@@ -315,7 +324,6 @@ export class Supervisor {
   private finish(job: ClaimedJob, def: ResolvedJob | undefined, outcome: Outcome, ranSince: Date): void {
     const now = new Date();
     const { startedAt } = job;
-    this.ready.finished(now.getTime());
     const policy = {
       maxRetries: def?.retries ?? this.config.maxRetries,
       retryBaseWait: this.config.retryBaseWait,
@@ -458,7 +466,7 @@ export class Supervisor {
 
   private async shutdown(): Promise<void> {
     const shutdownMs = this.config.shutdownTimeout * 1000;
-    const held = this.ready.expire(Date.now(), true);
+    const held = this.ready.expire(undefined, true);
     for (const job of held) this.putBackUnstarted(job);
     if (held.length > 0) this.logger.info(`put back ${held.length} jobs claimed ahead and not started`);
     this.pool.abortAll();
