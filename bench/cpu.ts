@@ -7,22 +7,12 @@
  * MariaDB and PostgreSQL URLs as for `npm run bench`.
  */
 import { execSync } from 'node:child_process';
-import fs from 'node:fs';
+import { procStat } from '../dist/cpu-hogs.js';
 import { createLuxJob } from '../dist/index.js';
 import { createDatabase, type Kind } from '../test/helpers/databases';
 import { JOBS_FILE, mapBenchUrls, sleep, startSupervisor, workerPids } from './lib';
 
-const TICK_MS = 10; // USER_HZ
-
-function cpuMs(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
-  } catch {
-    return 0;
-  }
-}
+const cpuMs = (pid: number) => procStat(pid)?.cpuMs ?? 0;
 
 function serverCpuMs(kind: Kind): number {
   if (kind === 'sqlite') return 0;

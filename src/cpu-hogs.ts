@@ -22,13 +22,27 @@ const WINDOW_MS = 50;
 const HOG_SHARE = 0.5;
 export const HOG_NICE = 19;
 
-/** utime + stime of a process in ms, or undefined when /proc cannot tell (not Linux, or gone). */
-export function cpuTimeMs(pid: number): number | undefined {
+export interface ProcStat {
+  ppid: number;
+  /** utime + stime in ms. */
+  cpuMs: number;
+  nice: number;
+  /** Scheduling policy: 0 SCHED_OTHER, 5 SCHED_IDLE. */
+  policy: number;
+}
+
+/** A process's /proc/<pid>/stat, or undefined when /proc cannot tell (not Linux, or gone). */
+export function procStat(pid: number): ProcStat | undefined {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces; fields after its ')' are fixed.
+    // The command name (field 2) may hold spaces; fields after its ')' are fixed (field 3 is index 0).
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+    return {
+      ppid: Number(fields[1]),
+      cpuMs: (Number(fields[11]) + Number(fields[12])) * TICK_MS,
+      nice: Number(fields[16]),
+      policy: Number(fields[38]),
+    };
   } catch {
     return undefined;
   }
@@ -60,7 +74,7 @@ export class CpuHogs {
       if (runningMs < this.afterMs) continue;
       const watch = this.watches.get(pid);
       if (watch?.demoted) continue;
-      const cpuMs = cpuTimeMs(pid);
+      const cpuMs = procStat(pid)?.cpuMs;
       if (cpuMs === undefined) continue;
       if (!watch) {
         this.watches.set(pid, { sampledAt: now, cpuMs, demoted: false });

@@ -115,7 +115,13 @@ export class WorkerPool {
 
   /** Runs one job on an idle worker. The caller checks idleCount() first. */
   run(request: RunRequest): Promise<Outcome> {
-    const slot = [...this.slots].find((s) => s.state === 'idle');
+    let slot: Slot | undefined;
+    for (const s of this.slots) {
+      if (s.state === 'idle') {
+        slot = s;
+        break;
+      }
+    }
     if (!slot) return Promise.reject(new Error('no idle worker'));
     return new Promise<Outcome>((resolve) => {
       slot.state = 'busy';

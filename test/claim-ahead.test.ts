@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import { procStat } from '../dist/cpu-hogs.js';
 import { READY_TTL_MS, ReadyQueue } from '../dist/supervisor/ready.js';
 import { client, eachDatabase, readRunLog, waitFor } from './helpers/databases';
 import { ready, startSupervisor } from './helpers/supervisor';
@@ -42,13 +43,6 @@ t.test('the ready queue holds what its workers finish in about 20 ms', async (t)
   t.equal(queue.shift()?.id, 2, 'the rest start in claim order');
 });
 
-/** utime + stime of a process in ms, from /proc. */
-function cpuMs(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
 eachDatabase(
   t,
   'a backlog of long jobs does not keep the supervisor busy',
@@ -58,9 +52,9 @@ eachDatabase(
     await ready(sup);
     await lux.addMany(Array.from({ length: 6 }, () => ({ name: 'sleep' as const, opts: { ms: 2000 } })));
     await waitFor(async () => ((await lux.counts()).r === 2 ? true : undefined), 10_000, 'both workers busy');
-    const before = cpuMs(sup.pid);
+    const before = procStat(sup.pid)!.cpuMs;
     await new Promise((r) => setTimeout(r, 1000));
-    const used = cpuMs(sup.pid) - before;
+    const used = procStat(sup.pid)!.cpuMs - before;
     // Waiting for a worker must be a sleep, not a loop: a spinning supervisor shows ~1,000 ms here.
     t.ok(used < 300, `the supervisor used ${used} ms of CPU in 1 s while both workers slept`);
     sup.child.kill('SIGTERM');

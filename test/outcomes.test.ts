@@ -1,6 +1,6 @@
 // Each kind of ending (value, throw, rejection, process.exit, endless loop) lands in the right status.
-import fs from 'node:fs';
 import t from 'tap';
+import { procStat } from '../dist/cpu-hogs.js';
 import { client, eachDatabase, waitFor } from './helpers/databases';
 import { ready, startSupervisor } from './helpers/supervisor';
 
@@ -8,10 +8,7 @@ eachDatabase(t, 'outcomes', async (t, db) => {
   const lux = client(t, db);
   const sup = startSupervisor(t, db, { LUXJOB_WORKERS: '3' });
   await ready(sup);
-  const niceOf = (pid: number) => {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-  };
+  const niceOf = (pid: number) => procStat(pid)!.nice;
   t.same(
     sup.workerPids().map(niceOf),
     [5, 5, 5].map((n) => n + niceOf(sup.pid)),

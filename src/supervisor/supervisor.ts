@@ -302,7 +302,6 @@ export class Supervisor {
     if (def?.schedule) job.schedule = formatSchedule(def.schedule);
     const timeoutSeconds = def?.timeoutSeconds ?? this.config.defaultTimeout;
     const attempt = job.retryCount + 1;
-    this.active.add(job.id);
     const meta = { job: job.name, jobId: job.id };
     const startedAt = new Date();
     // One info line per run (its end, with the duration), as graphile-worker and Oban log; the start is debug.

@@ -2,6 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import type { Test } from 'tap';
+import { procStat } from '../../dist/cpu-hogs.js';
 import { JOBS_FIXTURE, type TestDatabase } from './databases';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -114,18 +115,11 @@ export function startSupervisor(
 /** Direct children of `pid`, from /proc. */
 export function childPids(pid: number): number[] {
   const fs = require('node:fs') as typeof import('node:fs');
-  const pids: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) pids.push(Number(entry));
-    } catch {
-      // the process went away while we looked
-    }
-  }
-  return pids;
+  // procStat is undefined for a process that went away while we looked.
+  return fs
+    .readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry) && procStat(Number(entry))?.ppid === pid)
+    .map(Number);
 }
 
 /** A LuxJob worker process (not, say, tsx's esbuild helper). */
