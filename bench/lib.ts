@@ -115,7 +115,7 @@ export function sizesFor(smoke: boolean): Sizes {
         throughputJobs: 300,
         latencyJobs: 30,
         spins: 3,
-        spinBacklog: 40_000,
+        spinBacklog: 150_000,
         memoryJobs: 2_000,
         memorySampleAt: 200,
         scaleRows: 20_000,
