@@ -18,6 +18,16 @@ const MARK_RUNNING =
 // scan walks only waiting rows in (priority, run_at) order and stops at LIMIT.
 const DUE = 'FROM lux_jobs WHERE queued = 1 AND run_at <= ? ORDER BY priority, run_at, id LIMIT ?';
 
+// SKIP LOCKED lets concurrent claimers take different rows instead of queueing on each other's.
+const CLAIM_PG = `UPDATE lux_jobs SET ${MARK_RUNNING} WHERE id IN (SELECT id ${DUE} FOR UPDATE SKIP LOCKED) RETURNING ${COLUMNS}`;
+// SQLite has one writer at a time (the file lock), so no SKIP LOCKED is needed.
+const CLAIM_SQLITE = `UPDATE lux_jobs SET ${MARK_RUNNING} WHERE id IN (SELECT id ${DUE}) RETURNING ${COLUMNS}`;
+// MySQL/MariaDB have no UPDATE … RETURNING: this locks the rows, an UPDATE by id follows.
+const LOCK_MYSQL = `SELECT ${COLUMNS} ${DUE} FOR UPDATE SKIP LOCKED`;
+
+/** The statement that picks due rows, per dialect; parameters: supervisor, lease, now, now (not MySQL), now, limit. */
+export const CLAIM_STATEMENTS = { pg: CLAIM_PG, sqlite: CLAIM_SQLITE, mysql: LOCK_MYSQL } as const;
+
 function byRunOrder(a: Record<string, unknown>, b: Record<string, unknown>): number {
   return Number(a.priority) - Number(b.priority) || Number(a.id) - Number(b.id);
 }
@@ -42,18 +52,16 @@ export async function claimJobs(
   const mark = [req.supervisorId, req.leaseUntil, req.now, req.now];
   const claimed = (rows: Record<string, unknown>[]) =>
     rows.sort(byRunOrder).map((row) => toClaimedJob(row, req.now));
-  // SKIP LOCKED lets concurrent claimers take different rows instead of queueing on each other's.
-  const claimPg = `UPDATE lux_jobs SET ${MARK_RUNNING} WHERE id IN (SELECT id ${DUE} FOR UPDATE SKIP LOCKED) RETURNING ${COLUMNS}`;
   if (db.dialect === 'pg') {
     if (finishes.length === 0) {
-      const { rows } = await execute(db, claimPg, [...mark, req.now, req.limit]);
+      const { rows } = await execute(db, CLAIM_PG, [...mark, req.now, req.limit]);
       return { jobs: claimed(rows), lost: [] };
     }
     // One statement: the finished rows are running (queued = 0), so the claim cannot see them.
     const fin = finishCte('pg', finishes, req.now, req.supervisorId);
     const { rows } = await execute(
       db,
-      `WITH ${fin.values}, fin AS (${fin.update}), claimed AS (${claimPg})
+      `WITH ${fin.values}, fin AS (${fin.update}), claimed AS (${CLAIM_PG})
        SELECT true AS claimed, ${COLUMNS} FROM claimed
        UNION ALL SELECT false, id, NULL::varchar, NULL::text, NULL::int, NULL::int, NULL::timestamptz, NULL::varchar FROM fin`,
       [...fin.params, ...mark, req.now, req.limit],
@@ -67,17 +75,15 @@ export async function claimJobs(
     };
   }
   if (db.dialect === 'sqlite') {
-    // SQLite has one writer at a time (the file lock), so no SKIP LOCKED is needed.
-    const claimSqlite = `UPDATE lux_jobs SET ${MARK_RUNNING} WHERE id IN (SELECT id ${DUE}) RETURNING ${COLUMNS}`;
     return retryConflicts(async () => {
       if (finishes.length === 0)
         return {
-          jobs: claimed((await execute(db, claimSqlite, [...mark, req.now, req.limit])).rows),
+          jobs: claimed((await execute(db, CLAIM_SQLITE, [...mark, req.now, req.limit])).rows),
           lost: [],
         };
       return transaction(db, async (exec) => {
         const lost = await writeFinishes('sqlite', exec, req.supervisorId, finishes, req.now);
-        const { rows } = await exec(claimSqlite, [...mark, req.now, req.limit]);
+        const { rows } = await exec(CLAIM_SQLITE, [...mark, req.now, req.limit]);
         return { jobs: claimed(rows), lost };
       });
     });
@@ -90,7 +96,7 @@ export async function claimJobs(
       const fin = finishes.length > 0 ? mysqlFinish(finishes, req.now, req.supervisorId) : undefined;
       try {
         const first = await batch(
-          `START TRANSACTION; ${fin ? `${fin.sql}; ` : ''}SELECT ${COLUMNS} ${DUE} FOR UPDATE SKIP LOCKED`,
+          `START TRANSACTION; ${fin ? `${fin.sql}; ` : ''}${LOCK_MYSQL}`,
           [...(fin?.params ?? []), req.now, req.limit],
         );
         const rows = first[first.length - 1] as Record<string, unknown>[];
