@@ -95,10 +95,11 @@ export async function claimJobs(
     withMysqlBatches(db, async (batch) => {
       const fin = finishes.length > 0 ? mysqlFinish(finishes, req.now, req.supervisorId) : undefined;
       try {
-        const first = await batch(
-          `START TRANSACTION; ${fin ? `${fin.sql}; ` : ''}${LOCK_MYSQL}`,
-          [...(fin?.params ?? []), req.now, req.limit],
-        );
+        const first = await batch(`START TRANSACTION; ${fin ? `${fin.sql}; ` : ''}${LOCK_MYSQL}`, [
+          ...(fin?.params ?? []),
+          req.now,
+          req.limit,
+        ]);
         const rows = first[first.length - 1] as Record<string, unknown>[];
         const finished = fin ? Number((first[1] as { affectedRows: number }).affectedRows) : 0;
         const ids = rows.map((r) => Number(r.id));
