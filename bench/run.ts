@@ -3,6 +3,7 @@
  * Every scenario runs on a fresh database against real supervisor processes
  * (`node dist/supervisor.js`); see bench/README.md for what each figure means.
  */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import type { JobRecord } from '../dist/index.js';
 import { claimJobs } from '../dist/queries/claim.js';
 import {
@@ -249,21 +250,47 @@ async function runSpins(kind: Kind, sizes: Sizes, backlog: number): Promise<Spin
 }
 
 /**
+ * A `for (;;) {}` outside LuxJob at the lowest CPU priority (nice 19, and
+ * SCHED_IDLE where util-linux `chrt` is installed), which is what a demoted
+ * spin job is: what the host alone charges the noops for a busy loop beside them.
+ */
+function outsideSpinner(): ChildProcess {
+  const loop = [process.execPath, '-e', 'for (;;) {}'];
+  const hasChrt = spawnSync('chrt', ['--version']).status === 0;
+  const [command, ...args] = hasChrt
+    ? ['chrt', '--idle', '0', 'nice', '-n', '19', ...loop]
+    : ['nice', '-n', '19', ...loop];
+  return spawn(command!, args, { stdio: 'ignore' });
+}
+
+/**
  * The same backlog on one worker fewer and no spins, counted over a window as
- * long as the spin run's, from SETTLE_MS after "running". Without a spinning
+ * long as the spin run's, from SETTLE_MS after "running"; with `spinner`, a
+ * lowest-priority busy loop outside LuxJob runs meanwhile. Without a spinning
  * worker the backlog drains much faster; should it run out within the window,
  * the window ends with the last noop.
  */
-async function runWithoutSpins(kind: Kind, sizes: Sizes, backlog: number, windowMs: number): Promise<number> {
-  return withDatabase(kind, 'timeout_base', async (bench) => {
+async function runWithoutSpins(
+  kind: Kind,
+  sizes: Sizes,
+  backlog: number,
+  windowMs: number,
+  spinner: boolean,
+): Promise<number> {
+  return withDatabase(kind, spinner ? 'timeout_outside' : 'timeout_base', async (bench) => {
     await addNoops(bench.client, backlog);
     const settings = { url: bench.url, dir: bench.dir, workers: sizes.workers - 1, poll: FAST_POLL };
     const from = await withSupervisor(settings, async (supervisor) => {
       await supervisor.running;
       await sleep(SETTLE_MS);
-      const start = Date.now();
-      await sleep(windowMs);
-      return start;
+      const loop = spinner ? outsideSpinner() : undefined;
+      try {
+        const start = Date.now();
+        await sleep(windowMs);
+        return start;
+      } finally {
+        loop?.kill('SIGKILL');
+      }
     });
     const to = Math.min(from + windowMs, await lastFinishedAt(bench.db, 0));
     if (to - from < windowMs / 4) throw new Error('the noop backlog ran out too soon: raise spinBacklog');
@@ -286,18 +313,27 @@ const timeout: ScenarioDefinition = {
       label: `noops, ${sizes.workers - 1} workers, no spins`,
     },
     { id: 'timeout_noops_ratio', unit: 'ratio', label: 'noops with spins / without' },
+    {
+      id: 'timeout_noops_outside_spinner',
+      unit: 'jobs/s',
+      label: `noops, ${sizes.workers - 1} workers, a lowest-priority loop outside LuxJob`,
+    },
+    { id: 'timeout_noops_ratio_outside', unit: 'ratio', label: 'noops with spins / beside the outside loop' },
   ],
   run: async ({ kind, sizes, earlier }) => {
     const backlog = spinBacklog(sizes, earlier('throughput'));
     progress(`  noop backlog ${n(backlog)}`);
     const spins = await runSpins(kind, sizes, backlog);
-    const without = await runWithoutSpins(kind, sizes, backlog, spins.windowMs);
+    const without = await runWithoutSpins(kind, sizes, backlog, spins.windowMs, false);
+    const outside = await runWithoutSpins(kind, sizes, backlog, spins.windowMs, true);
     return {
       timeout_kill_delay_p50: percentile(spins.killDelays, 50),
       timeout_kill_delay_max: Math.max(...spins.killDelays),
       timeout_noops_with_spins: spins.noopRate,
       timeout_noops_without_spins: without,
       timeout_noops_ratio: spins.noopRate / without,
+      timeout_noops_outside_spinner: outside,
+      timeout_noops_ratio_outside: spins.noopRate / outside,
     };
   },
 };

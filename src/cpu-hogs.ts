@@ -16,8 +16,8 @@ import os from 'node:os';
 
 /** Linux reports process CPU time in clock ticks of 1/100 s (USER_HZ). */
 const TICK_MS = 10;
-/** How long CPU use is measured before deciding. */
-const WINDOW_MS = 50;
+/** The shortest span CPU use is measured over before deciding: two clock ticks. */
+const WINDOW_MS = 20;
 /** Using at least this share of a core over the window makes a job a hog. */
 const HOG_SHARE = 0.5;
 export const HOG_NICE = 19;
@@ -65,22 +65,24 @@ export class CpuHogs {
   }
 
   /**
-   * Looks at the workers running a job for at least `afterMs`; returns the
-   * pids to demote now. Call every few tens of milliseconds.
+   * Looks at the workers running a job for at least half of `afterMs` (short
+   * jobs are never read), and decides once a job has run `afterMs`: every
+   * millisecond a spinning job keeps its full share is taken from the others.
+   * Returns the pids to demote now. Call every few tens of milliseconds.
    */
   check(busy: Array<{ pid: number; runningMs: number }>, now = Date.now()): number[] {
     const demote: number[] = [];
     for (const { pid, runningMs } of busy) {
-      if (runningMs < this.afterMs) continue;
+      if (runningMs < this.afterMs / 2) continue;
       const watch = this.watches.get(pid);
       if (watch?.demoted) continue;
+      if (watch && (runningMs < this.afterMs || now - watch.sampledAt < WINDOW_MS)) continue;
       const cpuMs = procStat(pid)?.cpuMs;
       if (cpuMs === undefined) continue;
       if (!watch) {
         this.watches.set(pid, { sampledAt: now, cpuMs, demoted: false });
         continue;
       }
-      if (now - watch.sampledAt < WINDOW_MS) continue;
       if ((cpuMs - watch.cpuMs) / (now - watch.sampledAt) >= HOG_SHARE) {
         watch.demoted = true;
         demote.push(pid);
