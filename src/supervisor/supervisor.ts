@@ -305,7 +305,7 @@ export class Supervisor {
     const meta = { job: job.name, jobId: job.id };
     const startedAt = new Date();
     // One info line per run (its end, with the duration), as graphile-worker and Oban log; the start is debug.
-    this.logger.debug(`started (attempt ${attempt})`, meta);
+    if (this.logger.isDebugEnabled()) this.logger.debug(`started (attempt ${attempt})`, meta);
     this.pool
       .run({ jobId: job.id, name: job.name, opts: job.opts, attempt, timeoutMs: timeoutSeconds * 1000 })
       // No worker after all (one died between the count and the dispatch): hand the row back untouched.
