@@ -10,6 +10,23 @@ export interface Finish {
   update: RowUpdate;
 }
 
+/**
+ * The batch repeated at its end up to the next power of two. Every statement
+ * text is prepared once per connection and kept (statements.ts), and a batch
+ * of each size from 1 to 128 would be a statement of its own: 128 per kind per
+ * connection, held by SQLite in the supervisor's memory, by PostgreSQL in each
+ * backend, and by MariaDB against the server-wide max_prepared_stmt_count.
+ * Repeats change nothing: a row takes one of identical updates, once.
+ */
+export function padToShape<T>(items: T[]): T[] {
+  if (items.length === 0) return items;
+  let size = 1;
+  while (size < items.length) size *= 2;
+  const padded = items.slice();
+  while (padded.length < size) padded.push(items[items.length - 1]!);
+  return padded;
+}
+
 /** One finished run as bound values, in the column order of COLUMNS. */
 function values(f: Finish): unknown[] {
   const u = f.update;
@@ -70,7 +87,8 @@ function assignments(j: string, v: string, prefix = ''): string {
  * returns the ids it really changed. `extra` lets the claim run in the same
  * statement (PostgreSQL).
  */
-export function finishCte(dialect: Dialect, finishes: Finish[], now: Date, supervisorId: string) {
+export function finishCte(dialect: Dialect, batch: Finish[], now: Date, supervisorId: string) {
+  const finishes = padToShape(batch);
   const tuple = `(${COLUMNS.map(() => '?').join(', ')})`;
   const first = dialect === 'pg' ? `(${PG_TYPES.map((t) => `?::${t}`).join(', ')})` : tuple;
   const list = [first, ...finishes.slice(1).map(() => tuple)].join(', ');
@@ -89,7 +107,8 @@ export function finishCte(dialect: Dialect, finishes: Finish[], now: Date, super
  * table costs twice as much there as picking each column's value by id:
  * `col = CASE id WHEN ? THEN ? … END`, on rows found by primary key.
  */
-export function mysqlFinish(finishes: Finish[], now: Date, supervisorId: string) {
+export function mysqlFinish(batch: Finish[], now: Date, supervisorId: string) {
+  const finishes = padToShape(batch);
   const when = finishes.map(() => 'WHEN ? THEN ?').join(' ');
   const column = (name: string, value: string) =>
     `${name} = CASE id ${when.replaceAll('THEN ?', `THEN ${value}`)} END`;
@@ -134,7 +153,7 @@ export async function writeFinishes(
     const { affected } = await exec(sql, params);
     if (affected === finishes.length) return [];
     // affectedRows is only a count: the rows written are those now free and stamped with this write.
-    const ids = finishes.map((f) => f.id);
+    const ids = padToShape(finishes.map((f) => f.id));
     const written = await exec(
       `SELECT id FROM lux_jobs WHERE id IN (${ids.map(() => '?').join(', ')}) AND locked_by IS NULL AND updated_at = ?`,
       [...ids, now],

@@ -33,7 +33,8 @@ export class Completions {
   private idleWaiters: Array<() => void> = [];
   readonly stats = { batches: 0, written: 0 };
 
-  private readonly batchSize = 200;
+  // A power of two: batches are padded to one (padToShape), so this is also the largest shape.
+  private readonly batchSize = 128;
 
   constructor(private readonly o: CompletionsOptions) {}
 
