@@ -107,8 +107,7 @@ export function finishCte(dialect: Dialect, batch: Finish[], now: Date, supervis
  * table costs twice as much there as picking each column's value by id:
  * `col = CASE id WHEN ? THEN ? … END`, on rows found by primary key.
  */
-export function mysqlFinish(batch: Finish[], now: Date, supervisorId: string) {
-  const finishes = padToShape(batch);
+export function mysqlFinish(finishes: Finish[], now: Date, supervisorId: string) {
   const when = finishes.map(() => 'WHEN ? THEN ?').join(' ');
   const column = (name: string, value: string) =>
     `${name} = CASE id ${when.replaceAll('THEN ?', `THEN ${value}`)} END`;
@@ -149,7 +148,8 @@ export async function writeFinishes(
 ): Promise<number[]> {
   if (finishes.length === 0) return [];
   if (dialect === 'mysql') {
-    const { sql, params } = mysqlFinish(finishes, now, supervisorId);
+    // Prepared (mysql2's execute), so padded; the claim sends its batch as text and does not pad.
+    const { sql, params } = mysqlFinish(padToShape(finishes), now, supervisorId);
     const { affected } = await exec(sql, params);
     if (affected === finishes.length) return [];
     // affectedRows is only a count: the rows written are those now free and stamped with this write.
