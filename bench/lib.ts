@@ -398,7 +398,9 @@ export async function countsSince(db: Database, sinceId: number): Promise<Status
     .where('id', '>', sinceId)
     .select('status_sid')
     .count({ n: '*' })
-    .groupBy('status_sid');
+    // SQLite would rather group along lux_jobs_status_finished, reading every row of the table
+    // (30 ms a poll at a million rows, most of a core at one poll per 20 ms); `+` rules that out.
+    .groupByRaw(db.dialect === 'sqlite' ? '+status_sid' : 'status_sid');
   for (const row of rows as Array<{ status_sid: keyof StatusCounts; n: number | string }>)
     counts[row.status_sid] = Number(row.n);
   return counts;
