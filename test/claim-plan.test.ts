@@ -22,5 +22,11 @@ eachDatabase(t, 'a fresh backlog is claimed through the claim index, unsorted', 
   const { rows } = await execute(database, `${explain} ${sql}`, params);
   const plan = rows.map((row) => Object.values(row as Record<string, unknown>).join(' ')).join('\n');
   t.match(plan, /lux_jobs_claim/, 'the claim index is used');
-  t.notMatch(plan, /Sort|TEMP B-TREE|filesort/i, `no sort of the backlog:\n${plan}`);
+  // The bad plan: every waiting row fetched (a bitmap scan) and sorted into run order. Sorting
+  // the few claimed ids afterwards (PostgreSQL's `id IN (…)`) is harmless.
+  t.notMatch(
+    plan,
+    /Bitmap|Sort Key: [\w.]*priority|TEMP B-TREE FOR ORDER BY|filesort/i,
+    `no sort of the backlog:\n${plan}`,
+  );
 });
