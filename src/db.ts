@@ -110,7 +110,9 @@ export function knexConfigFromUrl(url: string): { config: Knex.Config; dialect: 
     // lux_jobs_claim in order and stopping at LIMIT (0.1 ms). Without bitmap scans it walks the
     // index. (Turning sorts off instead also fixed the claim, but made the recovery query walk
     // the whole primary key: 8 → 115 ms at a million rows.) No LuxJob query needs a bitmap scan.
-    const options = ['-c enable_bitmapscan=off', parsed.searchParams.get('options')].filter(Boolean).join(' ');
+    const options = ['-c enable_bitmapscan=off', parsed.searchParams.get('options')]
+      .filter(Boolean)
+      .join(' ');
     parsed.searchParams.delete('options');
     return {
       dialect: 'pg',
