@@ -102,6 +102,8 @@ export interface Sizes {
   /** The first memory sample is taken when this many jobs are done. */
   memorySampleAt: number;
   scaleRows: number;
+  /** Jobs run on the empty and on the big table in the scale scenario. */
+  scaleJobs: number;
   claimRows: number;
   claimCalls: number;
   claimLimit: number;
@@ -119,6 +121,7 @@ export function sizesFor(smoke: boolean): Sizes {
         memoryJobs: 2_000,
         memorySampleAt: 200,
         scaleRows: 20_000,
+        scaleJobs: 300,
       }
     : {
         ...common,
@@ -129,6 +132,7 @@ export function sizesFor(smoke: boolean): Sizes {
         memoryJobs: 50_000,
         memorySampleAt: 5_000,
         scaleRows: 1_000_000,
+        scaleJobs: 20_000,
       };
 }
 
@@ -215,6 +219,42 @@ const RUNNING_LINE = /^(\S+)\s+\S+\s+supervisor \S+ running/;
 const live = new Set<ChildProcess>();
 
 /** Kills every supervisor still running (on Ctrl-C or a crash of the bench). */
+function cpuTimes(): { idle: number; total: number } {
+  const fields = fs
+    .readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]!
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  // idle + iowait
+  return { idle: fields[3]! + (fields[4] ?? 0), total: fields.reduce((a, b) => a + b, 0) };
+}
+
+/**
+ * Waits until the machine is quiet (at least 90 % idle over half a second),
+ * at most `maxMs`: a database server still flushing or purging what the last
+ * scenario left (MariaDB after a million-row table, say) would otherwise be
+ * measured as part of the next one. Returns the ms waited; no-op off Linux.
+ */
+export async function waitForQuiet(maxMs = 60_000): Promise<number> {
+  if (!fs.existsSync('/proc/stat')) return 0;
+  const started = Date.now();
+  for (;;) {
+    const before = cpuTimes();
+    await sleep(500);
+    const after = cpuTimes();
+    const idle = (after.idle - before.idle) / Math.max(1, after.total - before.total);
+    if (idle >= 0.9 || Date.now() - started >= maxMs) return Date.now() - started;
+  }
+}
+
+/** Kills `child` with the supervisors when the bench stops early (Ctrl-C, a failure). */
+export function killOnExit(child: ChildProcess): void {
+  live.add(child);
+  child.on('exit', () => live.delete(child));
+}
+
 export function killAllSupervisors(): void {
   for (const child of live) child.kill('SIGKILL');
 }

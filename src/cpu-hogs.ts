@@ -16,8 +16,10 @@ import os from 'node:os';
 
 /** Linux reports process CPU time in clock ticks of 1/100 s (USER_HZ). */
 const TICK_MS = 10;
-/** The shortest span CPU use is measured over before deciding: two clock ticks. */
-const WINDOW_MS = 20;
+/** The shortest span CPU use is measured over: one 10 ms tick in it is not yet half a core. */
+const WINDOW_MS = 25;
+/** A job is first sampled this long (at most) before it may be judged, so old CPU use does not count. */
+const MAX_LEAD_MS = 1000;
 /** Using at least this share of a core over the window makes a job a hog. */
 const HOG_SHARE = 0.5;
 export const HOG_NICE = 19;
@@ -65,15 +67,16 @@ export class CpuHogs {
   }
 
   /**
-   * Looks at the workers running a job for at least half of `afterMs` (short
-   * jobs are never read), and decides once a job has run `afterMs`: every
-   * millisecond a spinning job keeps its full share is taken from the others.
-   * Returns the pids to demote now. Call every few tens of milliseconds.
+   * Looks at the workers running a job for at least half of `afterMs` (at most
+   * a second less; short jobs are never read), and decides once a job has run
+   * `afterMs`: every millisecond a spinning job keeps its full share is taken
+   * from the others. Returns the pids to demote now. Call every 25 ms or so.
    */
   check(busy: Array<{ pid: number; runningMs: number }>, now = Date.now()): number[] {
     const demote: number[] = [];
+    const sampleFrom = this.afterMs - Math.min(this.afterMs / 2, MAX_LEAD_MS);
     for (const { pid, runningMs } of busy) {
-      if (runningMs < this.afterMs / 2) continue;
+      if (runningMs < sampleFrom) continue;
       const watch = this.watches.get(pid);
       if (watch?.demoted) continue;
       if (watch && (runningMs < this.afterMs || now - watch.sampledAt < WINDOW_MS)) continue;

@@ -104,16 +104,6 @@ export function knexConfigFromUrl(url: string): { config: Knex.Config; dialect: 
     const schema = parsed.searchParams.get('schema') ?? undefined;
     parsed.searchParams.delete('schema');
     if (scheme === 'pg') parsed.protocol = 'postgres:';
-    // A queue's row counts swing from empty to a burst of thousands faster than autovacuum
-    // re-analyzes, and with stale statistics the planner fetches every waiting row through a
-    // bitmap scan and sorts them for each claim (50 ms at 150k waiting rows) instead of walking
-    // lux_jobs_claim in order and stopping at LIMIT (0.1 ms). Without bitmap scans it walks the
-    // index. (Turning sorts off instead also fixed the claim, but made the recovery query walk
-    // the whole primary key: 8 → 115 ms at a million rows.) No LuxJob query needs a bitmap scan.
-    const options = ['-c enable_bitmapscan=off', parsed.searchParams.get('options')]
-      .filter(Boolean)
-      .join(' ');
-    parsed.searchParams.delete('options');
     return {
       dialect: 'pg',
       schema,
@@ -121,7 +111,6 @@ export function knexConfigFromUrl(url: string): { config: Knex.Config; dialect: 
         client: 'pg',
         connection: {
           connectionString: parsed.toString(),
-          options,
           connectionTimeoutMillis: 10_000,
           // ids are BIGINT (int8); pg returns int8 as a string unless told otherwise, per client.
           types: {
@@ -130,7 +119,23 @@ export function knexConfigFromUrl(url: string): { config: Knex.Config; dialect: 
           },
         } as Knex.PgConnectionConfig,
         searchPath: schema ? [schema] : undefined,
-        pool: { min: 0, max: 10 },
+        pool: {
+          min: 0,
+          max: 10,
+          // A queue's row counts swing from empty to a burst of thousands faster than autovacuum
+          // re-analyzes, and with stale statistics the planner fetched every waiting row through a
+          // bitmap scan and sorted them for each claim (50 ms at 150k waiting rows) instead of
+          // walking lux_jobs_claim in order and stopping at LIMIT (0.1 ms). No LuxJob query needs
+          // a bitmap scan. (Sorts off also fixed the claim but sent the recovery query down the
+          // whole primary key: 8 → 115 ms at a million rows.) A SET rather than the `options`
+          // startup parameter, which PgBouncer and hosted poolers refuse.
+          afterCreate(
+            conn: { query(sql: string, cb: (err: Error | null) => void): void },
+            done: (err: Error | null, conn: unknown) => void,
+          ) {
+            conn.query('SET enable_bitmapscan = off', (err) => done(err, conn));
+          },
+        },
         acquireConnectionTimeout: 10_000,
       },
     };

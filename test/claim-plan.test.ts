@@ -22,6 +22,10 @@ eachDatabase(t, 'a fresh backlog is claimed through the claim index, unsorted', 
   const { rows } = await execute(database, `${explain} ${sql}`, params);
   const plan = rows.map((row) => Object.values(row as Record<string, unknown>).join(' ')).join('\n');
   t.match(plan, /lux_jobs_claim/, 'the claim index is used');
+  if (db.kind === 'pg') {
+    const { rows: setting } = await execute(database, 'SHOW enable_bitmapscan');
+    t.equal(setting[0]?.enable_bitmapscan, 'off', 'LuxJob connections run without bitmap scans');
+  }
   // The bad plan: every waiting row fetched (a bitmap scan) and sorted into run order. Sorting
   // the few claimed ids afterwards (PostgreSQL's `id IN (…)`) is harmless.
   t.notMatch(
