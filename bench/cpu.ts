@@ -10,7 +10,7 @@ import { execSync } from 'node:child_process';
 import { procStat } from '../dist/cpu-hogs.js';
 import { createLuxJob } from '../dist/index.js';
 import { createDatabase, type Kind } from '../test/helpers/databases';
-import { JOBS_FILE, mapBenchUrls, sleep, startSupervisor, workerPids } from './lib';
+import { JOBS_FILE, mapBenchUrls, startSupervisor, waitForDone, workerPids } from './lib';
 
 const cpuMs = (pid: number) => procStat(pid)?.cpuMs ?? 0;
 
@@ -39,7 +39,7 @@ async function main(): Promise<void> {
         workers: workers.reduce((sum, pid) => sum + cpuMs(pid), 0),
         database: serverCpuMs(kind),
       };
-      while ((await lux.counts()).d < jobs) await sleep(20);
+      await waitForDone(lux.db, 0, jobs);
       const wallMs = Date.now() - runningAt;
       const perJob = (ms: number) => Number((ms / jobs).toFixed(3));
       console.log(

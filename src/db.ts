@@ -14,6 +14,14 @@ export interface Database {
   schema: string | undefined;
 }
 
+/** A knex pool `afterCreate` hook that runs one statement on each new connection (mysql2 and pg alike). */
+function runOnConnect(sql: string) {
+  return (
+    conn: { query(sql: string, cb: (err: Error | null) => void): void },
+    done: (err: Error | null, conn: unknown) => void,
+  ) => conn.query(sql, (err) => done(err, conn));
+}
+
 function maskPassword(url: string): string {
   return url.replace(/(\/\/[^:/@]+:)([^@]*)@/, '$1***@');
 }
@@ -89,12 +97,7 @@ export function knexConfigFromUrl(url: string): { config: Knex.Config; dialect: 
           max: 10,
           // Under REPEATABLE READ a FOR UPDATE scan also takes gap locks, which is how claims
           // and inserts deadlock on MySQL; READ COMMITTED locks only the rows it claims.
-          afterCreate(
-            conn: { query(sql: string, cb: (err: Error | null) => void): void },
-            done: (err: Error | null, conn: unknown) => void,
-          ) {
-            conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', (err) => done(err, conn));
-          },
+          afterCreate: runOnConnect('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED'),
         },
         acquireConnectionTimeout: 10_000,
       },
@@ -129,12 +132,7 @@ export function knexConfigFromUrl(url: string): { config: Knex.Config; dialect: 
           // a bitmap scan. (Sorts off also fixed the claim but sent the recovery query down the
           // whole primary key: 8 → 115 ms at a million rows.) A SET rather than the `options`
           // startup parameter, which PgBouncer and hosted poolers refuse.
-          afterCreate(
-            conn: { query(sql: string, cb: (err: Error | null) => void): void },
-            done: (err: Error | null, conn: unknown) => void,
-          ) {
-            conn.query('SET enable_bitmapscan = off', (err) => done(err, conn));
-          },
+          afterCreate: runOnConnect('SET enable_bitmapscan = off'),
         },
         acquireConnectionTimeout: 10_000,
       },

@@ -17,7 +17,7 @@ const WINDOW_MS = 100;
  * row is "running" in the table only for moments.
  */
 export class ReadyQueue {
-  private held: Array<{ job: ClaimedJob; heldAt: number }> = [];
+  private readonly held: Array<{ job: ClaimedJob; heldAt: number }> = [];
   private windowStart = 0;
   private inWindow = 0;
   private lastWindow = 0;
@@ -44,13 +44,11 @@ export class ReadyQueue {
 
   /** Removes and returns the jobs held longer than the TTL (all of them with `all`). */
   expire(now = performance.now(), all = false): ClaimedJob[] {
-    const expired: ClaimedJob[] = [];
-    this.held = this.held.filter((entry) => {
-      const stale = all || now - entry.heldAt >= READY_TTL_MS;
-      if (stale) expired.push(entry.job);
-      return !stale;
-    });
-    return expired;
+    // Held in the order they arrived, so the stale ones are a prefix: called after every
+    // dispatch, this looks at one entry and allocates nothing while none is stale.
+    let stale = 0;
+    while (stale < this.held.length && (all || now - this.held[stale]!.heldAt >= READY_TTL_MS)) stale++;
+    return stale === 0 ? [] : this.held.splice(0, stale).map((entry) => entry.job);
   }
 
   /** A worker finished a job: feeds the estimate of how fast workers free up. */
